@@ -1,0 +1,136 @@
+//! Settings every process shares, from environment variables or the matching flags.
+//!
+//! Parsed once at startup and passed down; nothing reads the environment after that.
+
+use clap::builder::BoolishValueParser;
+use clap::ArgAction;
+
+use crate::keys::RedisKeys;
+use crate::target::TargetPolicy;
+use crate::topology::Topology;
+
+#[derive(clap::Args, Clone)]
+pub struct CommonConfig {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        env = "HOOKBUS_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// Redis URL.
+    #[arg(
+        long,
+        env = "HOOKBUS_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+    /// Namespace of every exchange, queue and Redis key ([A-Za-z0-9_-]).
+    #[arg(long, env = "HOOKBUS_PREFIX", default_value = "hookbus", value_parser = parse_prefix)]
+    pub prefix: String,
+    /// Allow hook targets on loopback, private and reserved addresses.
+    #[arg(long, env = "HOOKBUS_ALLOW_PRIVATE_TARGETS", default_value = "false",
+          action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub allow_private_targets: bool,
+    /// Allow plain-http hook URLs.
+    #[arg(long, env = "HOOKBUS_ALLOW_HTTP", default_value = "false",
+          action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub allow_http: bool,
+}
+
+impl CommonConfig {
+    /// The defaults, with another prefix: for tests and embedding.
+    pub fn with_prefix(prefix: &str) -> CommonConfig {
+        CommonConfig {
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            prefix: parse_prefix(prefix).expect("a valid prefix"),
+            allow_private_targets: false,
+            allow_http: false,
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.prefix)
+    }
+
+    pub fn redis_keys(&self) -> RedisKeys {
+        RedisKeys::new(&self.prefix)
+    }
+
+    pub fn target_policy(&self) -> TargetPolicy {
+        TargetPolicy {
+            allow_http: self.allow_http,
+            allow_private: self.allow_private_targets,
+        }
+    }
+}
+
+/// URLs may carry passwords: the debug form leaves them out.
+impl std::fmt::Debug for CommonConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommonConfig")
+            .field("prefix", &self.prefix)
+            .field("allow_private_targets", &self.allow_private_targets)
+            .field("allow_http", &self.allow_http)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not a valid prefix: 1 to 64 of [A-Za-z0-9_-]"
+        ))
+    }
+}
+
+/// A duration list such as `5s,30s,2m`.
+pub fn parse_schedule(s: &str) -> Result<Vec<std::time::Duration>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|part| {
+            humantime::parse_duration(part.trim())
+                .map_err(|e| format!("`{}` is not a duration: {e}", part.trim()))
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err("a retry wait must be positive".into())
+                    } else {
+                        Ok(d)
+                    }
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn schedules_and_prefixes_parse() {
+        assert_eq!(
+            parse_schedule("1s, 2m,3h").unwrap(),
+            [
+                Duration::from_secs(1),
+                Duration::from_secs(120),
+                Duration::from_secs(10800)
+            ]
+        );
+        assert!(parse_schedule("").unwrap().is_empty());
+        assert!(parse_schedule("1s,soon").is_err());
+        assert!(parse_schedule("0s").is_err());
+        assert!(parse_prefix("test-1_a").is_ok());
+        assert!(parse_prefix("a.b").is_err());
+        assert!(parse_prefix("").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! What every process exposes to operators: `/healthz`, `/readyz`, `/metrics`, and logs.
+//!
+//! `/healthz` answers 200 while the process runs. `/readyz` answers 200 only when every
+//! dependency the process registered ([`Readiness::flag`]) is up, and 503 with the list
+//! otherwise, so an orchestrator stops sending work to a process that cannot do it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// One readiness condition (connected to RabbitMQ, to Redis, consuming...).
+#[derive(Clone, Default)]
+pub struct Flag(Arc<AtomicBool>);
+
+impl Flag {
+    pub fn set(&self, up: bool) {
+        self.0.store(up, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Readiness {
+    flags: Arc<Mutex<Vec<(&'static str, Flag)>>>,
+}
+
+impl Readiness {
+    /// Registers a condition, down until set.
+    pub fn flag(&self, name: &'static str) -> Flag {
+        let flag = Flag::default();
+        self.flags
+            .lock()
+            .expect("readiness lock")
+            .push((name, flag.clone()));
+        flag
+    }
+
+    pub fn state(&self) -> Vec<(&'static str, bool)> {
+        self.flags
+            .lock()
+            .expect("readiness lock")
+            .iter()
+            .map(|(n, f)| (*n, f.get()))
+            .collect()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state().iter().all(|(_, up)| *up)
+    }
+}
+
+/// The routes every process serves; services merge their own API into it.
+pub fn routes(registry: Registry, readiness: Readiness) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let readiness = readiness.clone();
+                async move {
+                    let state: serde_json::Map<_, _> = readiness
+                        .state()
+                        .into_iter()
+                        .map(|(n, up)| (n.to_owned(), up.into()))
+                        .collect();
+                    let status = if readiness.is_ready() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, Json(serde_json::Value::Object(state)))
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut buf = Vec::new();
+                    let encoder = TextEncoder::new();
+                    match encoder.encode(&registry.gather(), &mut buf) {
+                        Ok(()) => (
+                            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+                            buf,
+                        )
+                            .into_response(),
+                        Err(err) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response()
+                        }
+                    }
+                }
+            }),
+        )
+}
+
+/// Serves `app` until `shutdown`, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Structured logs: `RUST_LOG` filters (default `info`); `HOOKBUS_LOG_FORMAT=json` for JSON
+/// lines. Call once, from `main`.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn"));
+    let json = std::env::var("HOOKBUS_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives; `main` cancels its token with it.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

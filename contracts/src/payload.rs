@@ -1,0 +1,264 @@
+//! Logto payloads: canonical key order at ingest, and rendering with `hookId` last.
+//!
+//! Receivers written for Logto may compare bodies byte for byte or parse them with
+//! order-sensitive code, so the key order is part of the contract. The producer puts the
+//! fields in Logto's order once ([`canonicalize`]); the deliverer then only appends `hookId`
+//! ([`render`]), which keeps the hot path to one serialization. Fields Logto does not name
+//! keep the caller's order after the known ones. Absent keys are simply not there; a `null`
+//! the caller sent stays a `null`, as `JSON.stringify` would keep it.
+
+use serde_json::{Map, Value};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use crate::catalogue::{EventKind, EventName};
+use crate::ids::HookId;
+
+/// The fields of one event, in wire order, without `hookId`.
+pub type Payload = Map<String, Value>;
+
+const INTERACTION: &[&str] = &[
+    "event",
+    "interactionEvent",
+    "createdAt",
+    "sessionId",
+    "userAgent",
+    "userId",
+    "userIp",
+    "user",
+    "application",
+];
+const MANAGEMENT_API: &[&str] = &[
+    "event",
+    "createdAt",
+    "userAgent",
+    "ip",
+    "path",
+    "method",
+    "status",
+    "params",
+    "matchedRoute",
+    "roleId",
+    "organizationRoleId",
+    "organizationId",
+    "addedUserIds",
+    "removedUserIds",
+    "addedApplicationIds",
+    "removedApplicationIds",
+    "data",
+];
+const EXPERIENCE: &[&str] = &[
+    "event",
+    "createdAt",
+    "interactionEvent",
+    "userAgent",
+    "applicationId",
+    "sessionId",
+    "ip",
+    "application",
+    "data",
+];
+const EXCEPTION: &[&str] = &["event", "createdAt", "userAgent", "ip"];
+const USER: &[&str] = &[
+    "id",
+    "username",
+    "primaryEmail",
+    "primaryPhone",
+    "name",
+    "avatar",
+    "customData",
+    "identities",
+    "lastSignInAt",
+    "createdAt",
+    "updatedAt",
+    "profile",
+    "applicationId",
+    "isSuspended",
+];
+const APPLICATION: &[&str] = &["id", "type", "name", "description"];
+
+/// Which of Logto's payload layouts an event's fields follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Interaction,
+    ManagementApi,
+    /// A data event caused by a sign-in flow (Experience API): carries `interactionEvent`.
+    Experience,
+    Exception,
+}
+
+impl Shape {
+    pub fn of(event: EventName, fields: &Payload) -> Shape {
+        match event.kind() {
+            EventKind::Interaction => Shape::Interaction,
+            EventKind::Exception => Shape::Exception,
+            EventKind::Data if fields.contains_key("interactionEvent") => Shape::Experience,
+            EventKind::Data => Shape::ManagementApi,
+        }
+    }
+
+    fn order(self) -> &'static [&'static str] {
+        match self {
+            Shape::Interaction => INTERACTION,
+            Shape::ManagementApi => MANAGEMENT_API,
+            Shape::Experience => EXPERIENCE,
+            Shape::Exception => EXCEPTION,
+        }
+    }
+}
+
+/// Puts `fields` in Logto's order for `event`: `event` and `createdAt` set, known keys in
+/// Logto's order, then the others, nested user and application objects ordered too.
+/// A `hookId` from the caller is dropped: each delivery sets its own.
+pub fn canonicalize(event: EventName, mut fields: Payload, created_at_ms: i64) -> Payload {
+    fields.remove("hookId");
+    fields.insert("event".into(), Value::String(event.as_str().into()));
+    if !matches!(fields.get("createdAt"), Some(Value::String(_))) {
+        fields.insert("createdAt".into(), Value::String(iso_millis(created_at_ms)));
+    }
+    let shape = Shape::of(event, &fields);
+    let mut out = reorder(fields, shape.order());
+    let nested: &[(&str, &[&str])] = match shape {
+        Shape::Interaction => &[("user", USER), ("application", APPLICATION)],
+        Shape::Experience => &[("data", USER), ("application", APPLICATION)],
+        Shape::ManagementApi | Shape::Exception => &[],
+    };
+    for (key, order) in nested {
+        if let Some(Value::Object(inner)) = out.get_mut(*key) {
+            *inner = reorder(std::mem::take(inner), order);
+        }
+    }
+    out
+}
+
+fn reorder(mut fields: Payload, order: &[&str]) -> Payload {
+    let mut out = Map::with_capacity(fields.len() + 1);
+    for key in order {
+        if let Some(v) = fields.shift_remove(*key) {
+            out.insert((*key).to_owned(), v);
+        }
+    }
+    out.extend(fields);
+    out
+}
+
+/// The exact body bytes of one delivery: compact JSON, `hookId` last.
+pub fn render(payload: &Payload, hook_id: &HookId) -> Vec<u8> {
+    let mut body = serde_json::to_vec(payload).expect("a JSON map always serializes");
+    body.pop(); // the closing brace
+    if !payload.is_empty() {
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"hookId\":");
+    serde_json::to_writer(&mut body, hook_id.as_str()).expect("a string always serializes");
+    body.push(b'}');
+    body
+}
+
+const ISO_MILLIS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// `2026-11-24T10:00:00.000Z`, as JavaScript's `Date.toISOString()`.
+pub fn iso_millis(epoch_ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(epoch_ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    t.format(ISO_MILLIS)
+        .expect("a UTC timestamp always formats")
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Payload {
+        v.as_object().unwrap().clone()
+    }
+
+    fn event(name: &str) -> EventName {
+        EventName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn interaction_payload_follows_logto_order_with_hook_id_last() {
+        let input = fields(json!({
+            "application": {"name": "App", "id": "app1", "type": "SPA"},
+            "user": {"username": "ann", "id": "u1", "isSuspended": false},
+            "userId": "u1", "sessionId": "s1", "interactionEvent": "SignIn",
+            "custom": 1, "hookId": "spoofed"
+        }));
+        let p = canonicalize(event("PostSignIn"), input, 1_764_000_000_000);
+        let body = render(&p, &HookId::parse("h1").unwrap());
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            concat!(
+                r#"{"event":"PostSignIn","interactionEvent":"SignIn","createdAt":"2025-11-24T16:00:00.000Z","#,
+                r#""sessionId":"s1","userId":"u1","user":{"id":"u1","username":"ann","isSuspended":false},"#,
+                r#""application":{"id":"app1","type":"SPA","name":"App"},"custom":1,"hookId":"h1"}"#
+            )
+        );
+    }
+
+    #[test]
+    fn management_api_payload_order() {
+        let input = fields(json!({
+            "data": {"id": "u1"}, "matchedRoute": "/users/:userId", "params": {"userId": "u1"},
+            "status": 200, "method": "PATCH", "path": "/users/u1", "ip": "1.2.3.4",
+            "userAgent": "curl", "createdAt": "2026-01-01T00:00:00.000Z"
+        }));
+        let p = canonicalize(event("User.Data.Updated"), input, 0);
+        let keys: Vec<_> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "event",
+                "createdAt",
+                "userAgent",
+                "ip",
+                "path",
+                "method",
+                "status",
+                "params",
+                "matchedRoute",
+                "data"
+            ]
+        );
+        assert_eq!(
+            p["createdAt"], "2026-01-01T00:00:00.000Z",
+            "the caller's createdAt is kept"
+        );
+    }
+
+    #[test]
+    fn experience_data_payload_is_recognised_by_interaction_event() {
+        let input = fields(json!({
+            "data": {"username": "ann", "id": "u1"}, "ip": "1.1.1.1", "interactionEvent": "Register"
+        }));
+        let p = canonicalize(event("User.Created"), input, 0);
+        let keys: Vec<_> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["event", "createdAt", "interactionEvent", "ip", "data"]
+        );
+        let data_keys: Vec<_> = p["data"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(data_keys, ["id", "username"]);
+    }
+
+    #[test]
+    fn render_of_an_empty_payload_is_valid_json() {
+        let body = render(&Payload::new(), &HookId::parse("h").unwrap());
+        assert_eq!(body, br#"{"hookId":"h"}"#);
+    }
+
+    #[test]
+    fn iso_millis_matches_javascript() {
+        assert_eq!(iso_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_millis(1_732_400_000_123), "2024-11-23T22:13:20.123Z");
+    }
+}

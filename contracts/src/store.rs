@@ -1,0 +1,286 @@
+//! Hook configuration in Redis, and the in-memory snapshot every process routes by.
+//!
+//! Writes go through [`HookStore`], which bumps `{p}:hooks:version` in the same MULTI as the
+//! change. Readers hold a [`HookCache`]: an immutable [`HookSnapshot`] behind `arc-swap`,
+//! indexed by event, so matching an event costs a hash lookup and no Redis round trip, and
+//! stays flat however many hooks want other events. [`refresh`] polls the version every
+//! 200 ms and reloads on change, which bounds staleness well under a second without relying
+//! on pub/sub (whose messages are lost while a subscriber is disconnected).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use deadpool_redis::redis::{self, AsyncCommands};
+use deadpool_redis::{Pool, Runtime};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalogue::EventName;
+use crate::hook::Hook;
+use crate::ids::HookId;
+use crate::keys::RedisKeys;
+
+pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis config: {0}")]
+    Config(#[from] deadpool_redis::CreatePoolError),
+}
+
+#[derive(Clone)]
+pub struct HookStore {
+    pool: Pool,
+    keys: RedisKeys,
+}
+
+impl HookStore {
+    pub fn new(redis_url: &str, keys: RedisKeys) -> Result<HookStore, StoreError> {
+        let mut cfg = deadpool_redis::Config::from_url(redis_url);
+        cfg.pool = Some(deadpool_redis::PoolConfig {
+            max_size: 16,
+            timeouts: deadpool_redis::Timeouts {
+                wait: Some(Duration::from_secs(2)),
+                create: Some(Duration::from_secs(2)),
+                recycle: Some(Duration::from_secs(2)),
+            },
+            ..Default::default()
+        });
+        let pool = cfg.create_pool(Some(Runtime::Tokio1))?;
+        Ok(HookStore { pool, keys })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn keys(&self) -> &RedisKeys {
+        &self.keys
+    }
+
+    pub async fn insert(&self, hook: &Hook) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let json = serde_json::to_string(hook).expect("a hook always serializes");
+        redis::pipe()
+            .atomic()
+            .set(self.keys.hook(&hook.id), json)
+            .zadd(self.keys.hooks_index(), hook.id.as_str(), hook.created_at)
+            .incr(self.keys.hooks_version(), 1)
+            .query_async::<()>(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn version(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.get().await?;
+        Ok(conn
+            .get::<_, Option<u64>>(self.keys.hooks_version())
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// Every stored hook, newest first. A record that does not parse is skipped and logged,
+    /// so one corrupt key cannot stop routing for everyone else.
+    pub async fn load_all(&self) -> Result<Vec<Hook>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = conn.zrevrange(self.keys.hooks_index(), 0, -1).await?;
+        let mut hooks = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .filter_map(|id| HookId::parse(id))
+                .map(|id| self.keys.hook(&id))
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let values: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut *conn)
+                .await?;
+            for (key, value) in keys.iter().zip(values) {
+                match value.map(|v| serde_json::from_str::<Hook>(&v)) {
+                    Some(Ok(hook)) => hooks.push(hook),
+                    Some(Err(err)) => {
+                        tracing::error!(%key, error = %err, "unreadable hook record skipped")
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(hooks)
+    }
+}
+
+/// One consistent view of every hook, indexed for routing.
+#[derive(Default)]
+pub struct HookSnapshot {
+    pub version: u64,
+    hooks: HashMap<HookId, Arc<Hook>>,
+    by_event: HashMap<EventName, Vec<Arc<Hook>>>,
+    loaded_at: Option<Instant>,
+}
+
+impl HookSnapshot {
+    pub fn new(version: u64, hooks: Vec<Hook>) -> HookSnapshot {
+        let hooks: HashMap<HookId, Arc<Hook>> = hooks
+            .into_iter()
+            .map(|h| (h.id.clone(), Arc::new(h)))
+            .collect();
+        let mut by_event: HashMap<EventName, Vec<Arc<Hook>>> = HashMap::new();
+        for hook in hooks.values() {
+            for event in EventName::all().filter(|e| hook.wants(*e)) {
+                by_event.entry(event).or_default().push(hook.clone());
+            }
+        }
+        HookSnapshot {
+            version,
+            hooks,
+            by_event,
+            loaded_at: Some(Instant::now()),
+        }
+    }
+
+    /// The hooks that want `event` (enabled, subscribed).
+    pub fn subscribers(&self, event: EventName) -> &[Arc<Hook>] {
+        self.by_event.get(&event).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn get(&self, id: &HookId) -> Option<&Arc<Hook>> {
+        self.hooks.get(id)
+    }
+
+    pub fn hooks(&self) -> impl Iterator<Item = &Arc<Hook>> {
+        self.hooks.values()
+    }
+
+    /// Seconds since this snapshot was loaded (a metric: a stale cache shows here).
+    pub fn age(&self) -> Duration {
+        self.loaded_at.map(|t| t.elapsed()).unwrap_or_default()
+    }
+}
+
+/// A cheap-to-clone handle on the current snapshot; readers never wait for a reload.
+#[derive(Clone)]
+pub struct HookCache {
+    current: Arc<ArcSwap<HookSnapshot>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for HookCache {
+    fn default() -> Self {
+        HookCache {
+            current: Arc::new(ArcSwap::from_pointee(HookSnapshot::default())),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+impl HookCache {
+    pub fn snapshot(&self) -> Arc<HookSnapshot> {
+        self.current.load_full()
+    }
+
+    /// Notified with the version each time a new snapshot is installed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub fn install(&self, snapshot: HookSnapshot) {
+        let version = snapshot.version;
+        self.current.store(Arc::new(snapshot));
+        self.changed.send_replace(version);
+    }
+
+    /// Loads the current configuration once (used at startup, before consuming).
+    pub async fn reload(&self, store: &HookStore) -> Result<(), StoreError> {
+        let version = store.version().await?;
+        let hooks = store.load_all().await?;
+        self.install(HookSnapshot::new(version, hooks));
+        Ok(())
+    }
+}
+
+/// Keeps `cache` current until `shutdown`. `healthy` reports whether Redis answers; while it
+/// does not, the last snapshot keeps serving.
+pub async fn refresh(
+    store: HookStore,
+    cache: HookCache,
+    healthy: crate::ops::Flag,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut loaded = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let result = async {
+            let version = store.version().await?;
+            if !loaded || version != cache.snapshot().version {
+                let hooks = store.load_all().await?;
+                cache.install(HookSnapshot::new(version, hooks));
+                loaded = true;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => healthy.set(true),
+            Err(err) => {
+                if healthy.get() {
+                    tracing::warn!(error = %err, "Redis unreachable: routing on the last hook configuration");
+                }
+                healthy.set(false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::HookInput;
+    use crate::target::TargetPolicy;
+
+    fn hook(events: &[&str], enabled: bool) -> Hook {
+        let input: HookInput = serde_json::from_value(serde_json::json!({
+            "events": events, "config": {"url": "https://example.com/h"}, "enabled": enabled
+        }))
+        .unwrap();
+        input.validate(&TargetPolicy::default()).unwrap()
+    }
+
+    #[test]
+    fn snapshot_indexes_enabled_subscribers_by_event() {
+        let a = hook(&["PostSignIn"], true);
+        let b = hook(&["PostSignIn", "User.Created"], true);
+        let off = hook(&["PostSignIn"], false);
+        let snap = HookSnapshot::new(1, vec![a.clone(), b.clone(), off.clone()]);
+        let sign_in = EventName::parse("PostSignIn").unwrap();
+        let mut ids: Vec<_> = snap
+            .subscribers(sign_in)
+            .iter()
+            .map(|h| h.id.clone())
+            .collect();
+        ids.sort();
+        let mut expected = vec![a.id.clone(), b.id.clone()];
+        expected.sort();
+        assert_eq!(ids, expected);
+        assert!(snap
+            .subscribers(EventName::parse("Role.Created").unwrap())
+            .is_empty());
+        assert!(
+            snap.get(&off.id).is_some(),
+            "disabled hooks are known, just not routed to"
+        );
+    }
+}
