@@ -135,8 +135,19 @@ pub fn init_tracing() {
     }
 }
 
-/// Resolves when SIGTERM or Ctrl-C arrives; `main` cancels its token with it.
-pub async fn shutdown_signal() {
+/// A token cancelled on SIGTERM or Ctrl-C: what each `main` passes to its service's `run`.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested");
+        cancel.cancel();
+    });
+    token
+}
+
+async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -160,7 +160,12 @@ impl HookSnapshot {
         self.hooks.values()
     }
 
-    /// Seconds since this snapshot was loaded (a metric: a stale cache shows here).
+    /// False only for the empty placeholder a cache starts with.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded_at.is_some()
+    }
+
+    /// How long ago this snapshot was loaded from Redis.
     pub fn age(&self) -> Duration {
         self.loaded_at.map(|t| t.elapsed()).unwrap_or_default()
     }
@@ -196,6 +201,17 @@ impl HookCache {
         let version = snapshot.version;
         self.current.store(Arc::new(snapshot));
         self.changed.send_replace(version);
+    }
+
+    /// Waits until a first snapshot was loaded from Redis: routing on the empty placeholder
+    /// would drop events that hooks do want.
+    pub async fn loaded(&self) {
+        let mut changes = self.subscribe();
+        while !self.snapshot().is_loaded() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Loads the current configuration once (used at startup, before consuming).

@@ -1,1 +1,80 @@
+//! hookbus producer: how auth services hand their domain events to hookbus.
+//!
+//! - [`publisher`]: the Rust SDK (`Publisher::publish_event`), confirm before returning.
+//! - [`ingest`]: the HTTP ingest API for every other language.
+//! - [`run`]: the `producer` process: ingest API plus `/healthz`, `/readyz`, `/metrics`.
 
+pub mod ingest;
+pub mod metrics;
+pub mod publisher;
+
+use std::sync::Arc;
+
+use hookbus_contracts::config::CommonConfig;
+use hookbus_contracts::ops::{self, Readiness};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use publisher::Publisher;
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "producer",
+    about = "hookbus ingest API: auth services publish events here"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// Address of the ingest API, /healthz and /metrics.
+    #[arg(
+        long,
+        env = "HOOKBUS_PRODUCER_LISTEN",
+        default_value = "127.0.0.1:7801"
+    )]
+    pub listen: String,
+    /// Bearer token callers of the ingest API must present.
+    #[arg(long, env = "HOOKBUS_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "HOOKBUS_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
+    pub max_event_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("HOOKBUS_INGEST_TOKEN is not set: the ingest API would be open to anyone")]
+    NoToken,
+    #[error("serving HTTP: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// Runs the producer until `shutdown` fires.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let token: Arc<str> = config
+        .ingest_token
+        .filter(|t| !t.is_empty())
+        .ok_or(RunError::NoToken)?
+        .into();
+    let readiness = Readiness::default();
+    let publisher = Publisher::new(
+        &config.common.amqp_url,
+        config.common.topology(),
+        readiness.flag("rabbitmq"),
+    );
+    if let Err(err) = publisher.ensure_connected().await {
+        tracing::warn!(error = %err, "RabbitMQ not reachable yet; ingest answers 503 until it is");
+    }
+    let metrics = metrics::Metrics::new();
+    let app = ops::routes(metrics.registry.clone(), readiness).merge(ingest::routes(
+        ingest::IngestState { publisher, metrics },
+        token,
+        config.max_event_bytes,
+    ));
+    tracing::info!(addr = %listener.local_addr()?, "producer listening");
+    ops::serve(listener, app, shutdown).await?;
+    Ok(())
+}

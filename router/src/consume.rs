@@ -1,0 +1,207 @@
+//! The router's loop: consume an event → decide its deliveries → publish them → settle.
+//!
+//! An event is acked only after every delivery it fans out to was confirmed by RabbitMQ, so
+//! a crash at any point leaves it unacked and it is routed again (receivers may see a
+//! duplicate, deduplicated on `webhook-id`; nothing is lost). Work in flight is bounded by
+//! the channel's prefetch. A connection loss ends the session; the supervisor reconnects
+//! with backoff and starts a new one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use hookbus_contracts::broker::{self, PublishError};
+use hookbus_contracts::ops::Flag;
+use hookbus_contracts::store::HookCache;
+use hookbus_contracts::topology::Topology;
+use hookbus_contracts::{Delivery, Event};
+use lapin::message::Delivery as AmqpMessage;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::plan;
+
+/// What one routing session needs, bundled so functions take one argument for it.
+pub struct RouterCtx {
+    pub topology: Topology,
+    pub cache: HookCache,
+    pub metrics: Metrics,
+    pub prefetch: u16,
+}
+
+/// How one event was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routed {
+    Delivered(usize),
+    Unmatched,
+    Parked,
+}
+
+/// Consumes events until `shutdown`, reconnecting after any broker failure.
+pub async fn supervise(
+    amqp_url: String,
+    ctx: Arc<RouterCtx>,
+    consuming: Flag,
+    shutdown: CancellationToken,
+) {
+    while let Some(conn) = broker::connect_until(&amqp_url, "hookbus-router", &shutdown).await {
+        let result = session(&conn, &ctx, &consuming, &shutdown).await;
+        consuming.set(false);
+        let _ = conn.close(200, "router session over".into()).await;
+        match result {
+            Ok(()) if shutdown.is_cancelled() => return,
+            Ok(()) => tracing::warn!("event consumer was cancelled by the broker; reconnecting"),
+            Err(err) => tracing::warn!(error = %err, "router lost RabbitMQ; reconnecting"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("the publish channel closed")]
+    PublishChannelClosed,
+}
+
+async fn session(
+    conn: &Connection,
+    ctx: &RouterCtx,
+    consuming: &Flag,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let publish = broker::confirm_channel(conn).await?;
+    ctx.topology.declare_events(&publish).await?;
+    ctx.topology.declare_deliveries(&publish).await?;
+    let consume = conn.create_channel().await?;
+    consume
+        .basic_qos(ctx.prefetch, BasicQosOptions::default())
+        .await?;
+    let consumer = consume
+        .basic_consume(
+            ctx.topology.events_queue().into(),
+            "hookbus-router".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    consuming.set(true);
+    tracing::info!(queue = %ctx.topology.events_queue(), prefetch = ctx.prefetch, "routing events");
+    // A dead publish channel would fail every event: end the session so it reconnects.
+    let session_over = shutdown.child_token();
+    consumer
+        .take_until(session_over.clone().cancelled_owned())
+        .try_for_each_concurrent(ctx.prefetch as usize, |msg| {
+            let (publish, session_over) = (&publish, &session_over);
+            async move {
+                handle(publish, ctx, msg).await;
+                if !publish.status().connected() {
+                    session_over.cancel();
+                }
+                Ok(())
+            }
+        })
+        .await?;
+    if !publish.status().connected() && !shutdown.is_cancelled() {
+        return Err(SessionError::PublishChannelClosed);
+    }
+    Ok(())
+}
+
+async fn handle(publish: &Channel, ctx: &RouterCtx, msg: AmqpMessage) {
+    let result = match Event::decode(&msg.data) {
+        Ok(event) => route(publish, ctx, &event).await,
+        Err(err) => park(publish, ctx, &msg, &format!("unreadable event: {err}")).await,
+    };
+    let settled = match result {
+        Ok(routed) => {
+            let outcome = match routed {
+                Routed::Delivered(n) => {
+                    ctx.metrics.fanout.observe(n as f64);
+                    "routed"
+                }
+                Routed::Unmatched => "unmatched",
+                Routed::Parked => "parked",
+            };
+            ctx.metrics.events.with_label_values(&[outcome]).inc();
+            msg.ack(BasicAckOptions::default()).await
+        }
+        Err(err) => {
+            // The broker refused a delivery: hand the event back; the deliveries already
+            // confirmed will be sent again (at-least-once), and the queue's delivery limit
+            // parks an event that can never be routed.
+            tracing::warn!(error = %err, "routing failed; event requeued");
+            ctx.metrics.events.with_label_values(&["requeued"]).inc();
+            msg.nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    if let Err(err) = settled {
+        tracing::warn!(error = %err, "could not settle an event; the broker will redeliver it");
+    }
+}
+
+/// Publishes one delivery per subscribed hook and waits for all the confirms.
+async fn route(publish: &Channel, ctx: &RouterCtx, event: &Event) -> Result<Routed, PublishError> {
+    let deliveries = plan::deliveries(event, &ctx.cache.snapshot());
+    if deliveries.is_empty() {
+        tracing::debug!(event_id = %event.id, event = %event.name, "no hook wants this event");
+        return Ok(Routed::Unmatched);
+    }
+    futures::future::try_join_all(deliveries.iter().map(|d| publish_delivery(publish, ctx, d)))
+        .await?;
+    ctx.metrics
+        .deliveries
+        .with_label_values(&[event.name.as_str()])
+        .inc_by(deliveries.len() as u64);
+    Ok(Routed::Delivered(deliveries.len()))
+}
+
+async fn publish_delivery(
+    publish: &Channel,
+    ctx: &RouterCtx,
+    delivery: &Delivery,
+) -> Result<(), PublishError> {
+    let body = delivery.encode();
+    let exchange = ctx.topology.deliveries_exchange();
+    let key = delivery.hook_id.as_str();
+    let props = || broker::persistent_json(delivery.event.id.as_str());
+    match broker::publish_confirmed(publish, &exchange, key, &body, props()).await {
+        // A hook created since its queue was last declared: declare it and send again.
+        Err(PublishError::Unroutable(_)) => {
+            ctx.topology
+                .declare_hook(publish, &delivery.hook_id)
+                .await?;
+            broker::publish_confirmed(publish, &exchange, key, &body, props()).await
+        }
+        other => other,
+    }
+}
+
+/// Moves an unreadable event to `{p}.events.dead` with its reason, confirmed, so that it is
+/// neither lost nor retried forever.
+async fn park(
+    publish: &Channel,
+    ctx: &RouterCtx,
+    msg: &AmqpMessage,
+    reason: &str,
+) -> Result<Routed, PublishError> {
+    tracing::warn!(%reason, "parking an event");
+    let props = broker::with_header(msg.properties.clone(), "x-hookbus-reason", reason);
+    broker::publish_confirmed(
+        publish,
+        "",
+        &ctx.topology.events_dead_queue(),
+        &msg.data,
+        props,
+    )
+    .await?;
+    Ok(Routed::Parked)
+}

@@ -1,0 +1,82 @@
+//! The router's metrics, registered on a registry it owns (no globals).
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Events consumed, by outcome: `routed`, `unmatched` (no hook wants it), `parked`
+    /// (unreadable), `requeued` (a publish failed; retried).
+    pub events: IntCounterVec,
+    /// Deliveries per routed event.
+    pub fanout: Histogram,
+    /// Deliveries published and confirmed, by event.
+    pub deliveries: IntCounterVec,
+    /// Unix time the hook configuration cache was last loaded (age = time() - this).
+    pub cache_loaded: IntGauge,
+    /// Hooks in the configuration cache.
+    pub hooks: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let events = IntCounterVec::new(
+            Opts::new(
+                "hookbus_router_events_total",
+                "Events consumed by the router, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let fanout = Histogram::with_opts(
+            HistogramOpts::new("hookbus_router_fanout", "Deliveries per routed event")
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0]),
+        )
+        .expect("valid metric");
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "hookbus_router_deliveries_published_total",
+                "Deliveries confirmed by RabbitMQ",
+            ),
+            &["event"],
+        )
+        .expect("valid metric");
+        let cache_loaded = IntGauge::new(
+            "hookbus_hook_cache_loaded_timestamp_seconds",
+            "Unix time of the last hook configuration load",
+        )
+        .expect("valid metric");
+        let hooks = IntGauge::new("hookbus_hooks", "Hooks in the configuration cache")
+            .expect("valid metric");
+        registry
+            .register(Box::new(events.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(fanout.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(deliveries.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(cache_loaded.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(hooks.clone()))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            events,
+            fanout,
+            deliveries,
+            cache_loaded,
+            hooks,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
