@@ -18,6 +18,8 @@ pub struct Delivery {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_attempt_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at_ms: Option<i64>,
     /// The last attempt's failure, for the dead letter's reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -30,6 +32,7 @@ impl Delivery {
             event,
             attempts: 0,
             first_attempt_at_ms: None,
+            last_attempt_at_ms: None,
             last_error: None,
         }
     }
@@ -69,6 +72,7 @@ mod tests {
         assert_eq!(Delivery::decode(&d.encode()).unwrap(), d);
         d.attempts = 3;
         d.first_attempt_at_ms = Some(5);
+        d.last_attempt_at_ms = Some(6);
         d.last_error = Some("HTTP 500".into());
         assert_eq!(Delivery::decode(&d.encode()).unwrap(), d);
     }

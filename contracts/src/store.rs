@@ -77,6 +77,44 @@ impl HookStore {
         Ok(())
     }
 
+    /// Changes one stored hook with optimistic locking (WATCH), so a concurrent admin edit
+    /// is not overwritten. Returns the new hook, or `None` if it does not exist.
+    pub async fn update(
+        &self,
+        id: &HookId,
+        change: impl Fn(&mut Hook),
+    ) -> Result<Option<Hook>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let key = self.keys.hook(id);
+        loop {
+            redis::cmd("WATCH")
+                .arg(&key)
+                .query_async::<()>(&mut *conn)
+                .await?;
+            let Some(json) = conn.get::<_, Option<String>>(&key).await? else {
+                redis::cmd("UNWATCH").query_async::<()>(&mut *conn).await?;
+                return Ok(None);
+            };
+            let Ok(mut hook) = serde_json::from_str::<Hook>(&json) else {
+                redis::cmd("UNWATCH").query_async::<()>(&mut *conn).await?;
+                return Ok(None);
+            };
+            change(&mut hook);
+            let json = serde_json::to_string(&hook).expect("a hook always serializes");
+            let done: Option<()> = redis::pipe()
+                .atomic()
+                .set(&key, json)
+                .ignore()
+                .incr(self.keys.hooks_version(), 1)
+                .ignore()
+                .query_async(&mut *conn)
+                .await?;
+            if done.is_some() {
+                return Ok(Some(hook));
+            }
+        }
+    }
+
     pub async fn version(&self) -> Result<u64, StoreError> {
         let mut conn = self.pool.get().await?;
         Ok(conn

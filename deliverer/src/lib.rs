@@ -1,1 +1,209 @@
+//! hookbus deliverer: POSTs each delivery to its hook's endpoint, signed, and settles it.
+//!
+//! One message's path: [`consumers`] (consume a hook queue) → [`process`] → [`attempt`]
+//! (prepare, sign, send) → [`outcome`] (classify, decide under the retry policy) →
+//! [`settle`] (ack, or publish a retry or a dead letter, confirmed, then ack).
 
+pub mod attempt;
+pub mod consumers;
+pub mod metrics;
+pub mod outcome;
+pub mod settle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookbus_contracts::config::{parse_schedule, CommonConfig};
+use hookbus_contracts::ops::{self, Readiness};
+use hookbus_contracts::payload::now_ms;
+use hookbus_contracts::store::{self, HookCache, HookStore, StoreError};
+use hookbus_contracts::topology::Topology;
+use hookbus_contracts::{Delivery, HookId};
+use lapin::message::Delivery as AmqpMessage;
+use lapin::Channel;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::outcome::{Decision, Outcome, RetryPolicy};
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "deliverer",
+    about = "hookbus deliverer: signed POSTs to hook endpoints, with retries"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    /// Address of /healthz and /metrics (port 0 picks a free one).
+    #[arg(
+        long,
+        env = "HOOKBUS_DELIVERER_LISTEN",
+        default_value = "127.0.0.1:7803"
+    )]
+    pub listen: String,
+    /// Waits before each retry; `1s,2s,4s` means at most four attempts.
+    #[arg(long, env = "HOOKBUS_RETRY_SCHEDULE", default_value = outcome::DEFAULT_SCHEDULE, value_parser = parse_schedule)]
+    pub retry_schedule: std::vec::Vec<Duration>,
+    /// Time limit of one attempt (connect, send, response).
+    #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
+    pub attempt_timeout: Duration,
+    /// Deliveries of one hook in flight in this process.
+    #[arg(long, env = "HOOKBUS_HOOK_IN_FLIGHT", default_value_t = 16)]
+    pub hook_in_flight: u16,
+    /// Deliveries in flight in this process, all hooks together.
+    #[arg(long, env = "HOOKBUS_DELIVERER_IN_FLIGHT", default_value_t = 512)]
+    pub in_flight: usize,
+    /// Bytes of a response body read at most.
+    #[arg(long, env = "HOOKBUS_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024)]
+    pub max_response_bytes: usize,
+}
+
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    parse_schedule(s)?
+        .first()
+        .copied()
+        .ok_or_else(|| "a duration is required".into())
+}
+
+/// Everything a delivery needs, shared by all consumers of the process.
+pub struct DeliverCtx {
+    pub topology: Topology,
+    pub cache: HookCache,
+    pub store: HookStore,
+    pub sender: attempt::Sender,
+    pub policy: RetryPolicy,
+    pub per_hook_in_flight: u16,
+    pub in_flight: Semaphore,
+    pub metrics: metrics::Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("hook store: {0}")]
+    Store(#[from] StoreError),
+    #[error("serving HTTP: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// Runs the deliverer until `shutdown` fires; deliveries under way finish first.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let readiness = Readiness::default();
+    let store = HookStore::new(&config.common.redis_url, config.common.redis_keys())?;
+    let cache = HookCache::default();
+    let metrics = metrics::Metrics::new();
+    tokio::spawn(store::refresh(
+        store.clone(),
+        cache.clone(),
+        readiness.flag("redis"),
+        shutdown.clone(),
+    ));
+    let ctx = Arc::new(DeliverCtx {
+        topology: config.common.topology(),
+        cache: cache.clone(),
+        store,
+        sender: attempt::Sender::new(
+            config.common.target_policy(),
+            config.attempt_timeout,
+            config.max_response_bytes,
+        ),
+        policy: RetryPolicy::new(config.retry_schedule),
+        per_hook_in_flight: config.hook_in_flight.max(1),
+        in_flight: Semaphore::new(config.in_flight.max(1)),
+        metrics: metrics.clone(),
+    });
+    let consuming = readiness.flag("consuming");
+    let delivering = tokio::spawn({
+        let (shutdown, amqp_url) = (shutdown.clone(), config.common.amqp_url.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = cache.loaded() => {}
+            }
+            consumers::supervise(amqp_url, ctx, consuming, shutdown).await;
+        }
+    });
+    let app = ops::routes(metrics.registry.clone(), readiness);
+    tracing::info!(addr = %listener.local_addr()?, "deliverer listening");
+    ops::serve(listener, app, shutdown).await?;
+    let _ = delivering.await;
+    Ok(())
+}
+
+/// One message from `hook`'s queue: attempt it and settle it.
+pub async fn process(ctx: &DeliverCtx, publish: &Channel, hook: &HookId, msg: AmqpMessage) {
+    let _permit = ctx
+        .in_flight
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    let delivery = match Delivery::decode(&msg.data) {
+        Ok(d) => d,
+        Err(err) => {
+            return settle::park_unreadable(
+                ctx,
+                publish,
+                hook,
+                msg,
+                &format!("unreadable delivery: {err}"),
+            )
+            .await;
+        }
+    };
+    let span = tracing::info_span!("delivery", event_id = %delivery.event.id, hook_id = %hook, attempt = delivery.attempts + 1);
+    async move {
+        let (delivery, decision) = attempt(ctx, delivery).await;
+        settle::settle(ctx, publish, msg, &delivery, decision).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// Makes one attempt and decides what follows; returns the delivery updated with it.
+async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decision) {
+    let Some(hook) = ctx.cache.snapshot().get(&delivery.hook_id).cloned() else {
+        let reason = "hook no longer exists".to_owned();
+        return (
+            delivery,
+            Decision::DeadLetter {
+                reason,
+                disable_hook: false,
+            },
+        );
+    };
+    let now = now_ms();
+    let prepared = attempt::prepare(&delivery, &hook, now / 1000);
+    ctx.metrics.in_flight.inc();
+    let sent = ctx.sender.send(prepared).await;
+    ctx.metrics.in_flight.dec();
+    ctx.metrics
+        .attempts
+        .with_label_values(&[sent.result.label()])
+        .inc();
+    ctx.metrics
+        .attempt_seconds
+        .observe(sent.duration.as_secs_f64());
+    let outcome = sent.result.classify();
+    delivery.attempts += 1;
+    delivery.first_attempt_at_ms.get_or_insert(now);
+    delivery.last_attempt_at_ms = Some(now);
+    match &outcome {
+        Outcome::Delivered => {
+            let latency = (now_ms() - delivery.event.accepted_at_ms).max(0) as f64 / 1000.0;
+            ctx.metrics.latency_seconds.observe(latency);
+            tracing::debug!(status = sent.result.label(), "delivered");
+        }
+        Outcome::Retryable { reason, .. } | Outcome::Permanent { reason } => {
+            tracing::info!(%reason, response = sent.response_body.as_deref().unwrap_or(""), "attempt failed");
+            delivery.last_error = Some(reason.clone());
+        }
+        Outcome::Gone => delivery.last_error = Some("HTTP 410 Gone".into()),
+    }
+    let decision = ctx.policy.decide(&outcome, delivery.attempts);
+    (delivery, decision)
+}

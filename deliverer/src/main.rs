@@ -1,1 +1,17 @@
-fn main() {}
+//! `deliverer`: parses configuration, sets up logs and signals, runs the deliverer.
+
+use anyhow::Context;
+use clap::Parser;
+use hookbus_contracts::ops;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ops::init_tracing();
+    let config = hookbus_deliverer::Config::parse();
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    hookbus_deliverer::run(config, listener, ops::shutdown_on_signal())
+        .await
+        .context("deliverer")
+}

@@ -1,0 +1,189 @@
+//! Which hook queues this deliverer consumes, kept in step with the hook configuration.
+//!
+//! Every enabled hook's queue gets a consumer on one shared channel whose per-consumer
+//! prefetch is the per-hook limit: a slow endpoint holds at most that many deliveries of
+//! this process, so it cannot take the other hooks' capacity. A new hook is picked up
+//! within the cache's refresh period, without a restart; a disabled or deleted hook's
+//! consumer is cancelled (its backlog waits in its queue). Any number of deliverers may
+//! consume the same queues: RabbitMQ spreads the messages between them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use hookbus_contracts::broker;
+use hookbus_contracts::ops::Flag;
+use hookbus_contracts::HookId;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{process, DeliverCtx};
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("a channel closed")]
+    ChannelClosed,
+}
+
+/// Consumes hook queues until `shutdown`, reconnecting after any broker failure.
+pub async fn supervise(
+    amqp_url: String,
+    ctx: Arc<DeliverCtx>,
+    consuming: Flag,
+    shutdown: CancellationToken,
+) {
+    while let Some(conn) = broker::connect_until(&amqp_url, "hookbus-deliverer", &shutdown).await {
+        let result = session(&conn, &ctx, &consuming, &shutdown).await;
+        consuming.set(false);
+        let _ = conn.close(200, "deliverer session over".into()).await;
+        match result {
+            Ok(()) => return,
+            Err(err) => tracing::warn!(error = %err, "deliverer lost RabbitMQ; reconnecting"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Running {
+    consume: Channel,
+    publish: Channel,
+    consumers: HashMap<HookId, JoinHandle<()>>,
+    over: CancellationToken,
+}
+
+async fn session(
+    conn: &Connection,
+    ctx: &Arc<DeliverCtx>,
+    consuming: &Flag,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let publish = broker::confirm_channel(conn).await?;
+    ctx.topology.declare_deliveries(&publish).await?;
+    ctx.topology
+        .declare_retry_tiers(&publish, &ctx.policy.tiers())
+        .await?;
+    let consume = conn.create_channel().await?;
+    // global = false: the limit applies to each consumer, i.e. to each hook.
+    consume
+        .basic_qos(ctx.per_hook_in_flight, BasicQosOptions { global: false })
+        .await?;
+    let mut running = Running {
+        consume,
+        publish,
+        consumers: HashMap::new(),
+        over: shutdown.child_token(),
+    };
+    let mut changes = ctx.cache.subscribe();
+    let mut health = tokio::time::interval(Duration::from_secs(1));
+    let result = loop {
+        if let Err(err) = reconcile(ctx, &mut running).await {
+            break Err(err);
+        }
+        consuming.set(true);
+        tokio::select! {
+            _ = running.over.cancelled() => break Ok(()),
+            changed = changes.changed() => if changed.is_err() { break Ok(()) },
+            _ = health.tick() => {}
+        }
+        if !running.consume.status().connected() || !running.publish.status().connected() {
+            break Err(SessionError::ChannelClosed);
+        }
+    };
+    drain(running).await;
+    match result {
+        Ok(()) if shutdown.is_cancelled() => Ok(()),
+        Ok(()) => Err(SessionError::ChannelClosed),
+        Err(err) => Err(err),
+    }
+}
+
+/// Starts consumers for enabled hooks that have none, cancels those of hooks that are gone
+/// or disabled, and restarts consumers that ended.
+async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), SessionError> {
+    let snapshot = ctx.cache.snapshot();
+    running.consumers.retain(|_, task| !task.is_finished());
+    let unwanted: Vec<HookId> = running
+        .consumers
+        .keys()
+        .filter(|id| !snapshot.get(id).is_some_and(|h| h.enabled))
+        .cloned()
+        .collect();
+    for id in unwanted {
+        running
+            .consume
+            .basic_cancel(id.as_str().into(), BasicCancelOptions::default())
+            .await?;
+        running.consumers.remove(&id);
+        tracing::info!(hook_id = %id, "stopped consuming a disabled or deleted hook");
+    }
+    for hook in snapshot.hooks().filter(|h| h.enabled) {
+        if running.consumers.contains_key(&hook.id) {
+            continue;
+        }
+        ctx.topology
+            .declare_hook(&running.consume, &hook.id)
+            .await?;
+        let consumer = running
+            .consume
+            .basic_consume(
+                ctx.topology.hook_queue(&hook.id).into(),
+                hook.id.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let task = tokio::spawn(consume_hook(
+            ctx.clone(),
+            running.publish.clone(),
+            hook.id.clone(),
+            consumer,
+            running.over.clone(),
+        ));
+        running.consumers.insert(hook.id.clone(), task);
+    }
+    ctx.metrics.consumers.set(running.consumers.len() as i64);
+    Ok(())
+}
+
+async fn consume_hook(
+    ctx: Arc<DeliverCtx>,
+    publish: Channel,
+    hook: HookId,
+    consumer: Consumer,
+    over: CancellationToken,
+) {
+    let result = consumer
+        .try_for_each_concurrent(ctx.per_hook_in_flight as usize, |msg| {
+            let (ctx, publish, hook) = (&ctx, &publish, &hook);
+            async move {
+                process(ctx, publish, hook, msg).await;
+                Ok(())
+            }
+        })
+        .await;
+    if let Err(err) = result {
+        tracing::warn!(hook_id = %hook, error = %err, "hook consumer failed");
+        over.cancel();
+    }
+}
+
+/// Stops consuming and lets deliveries under way finish; what was prefetched but not
+/// started returns to the queue when the channel closes.
+async fn drain(running: Running) {
+    for id in running.consumers.keys() {
+        let _ = running
+            .consume
+            .basic_cancel(id.as_str().into(), BasicCancelOptions::default())
+            .await;
+    }
+    for (_, task) in running.consumers {
+        let _ = task.await;
+    }
+    let _ = running.consume.close(200, "draining".into()).await;
+}

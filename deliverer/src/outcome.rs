@@ -1,0 +1,319 @@
+//! The deliverer's decisions, pure: how an attempt's result is classified, and what happens
+//! next under the [`RetryPolicy`].
+//!
+//! Classification (the Standard Webhooks rules): 2xx delivered; 408, 429, 5xx, timeouts,
+//! connection, DNS and TLS errors are worth retrying; 410 Gone dead-letters at once and
+//! disables the hook; other 4xx and every 3xx (redirects are never followed) are permanent;
+//! a target refused by the SSRF guard is permanent.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+/// What one HTTP attempt produced, stripped of I/O types so decisions can be unit-tested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    Status {
+        code: u16,
+        retry_after: Option<Duration>,
+    },
+    Failed(Failure),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Timeout,
+    Dns,
+    Tls,
+    Connect,
+    /// The target resolved to an address the SSRF guard refuses.
+    Blocked,
+    /// The request could not be built or sent for another reason.
+    Other,
+}
+
+impl Failure {
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Dns => "dns",
+            Failure::Tls => "tls",
+            Failure::Connect => "connect",
+            Failure::Blocked => "blocked",
+            Failure::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// 410 Gone: the receiver says this endpoint will never work again.
+    Gone,
+    Permanent {
+        reason: String,
+    },
+}
+
+impl AttemptResult {
+    /// A metric label: the status class, or the failure kind.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttemptResult::Status { code, .. } => match code {
+                200..=299 => "2xx",
+                300..=399 => "3xx",
+                400..=499 => "4xx",
+                _ => "5xx",
+            },
+            AttemptResult::Failed(f) => f.label(),
+        }
+    }
+
+    pub fn classify(&self) -> Outcome {
+        match self {
+            AttemptResult::Status {
+                code: 200..=299, ..
+            } => Outcome::Delivered,
+            AttemptResult::Status { code: 410, .. } => Outcome::Gone,
+            AttemptResult::Status {
+                code: code @ (408 | 429 | 500..),
+                retry_after,
+            } => Outcome::Retryable {
+                reason: format!("HTTP {code}"),
+                retry_after: *retry_after,
+            },
+            AttemptResult::Status {
+                code: code @ 300..=399,
+                ..
+            } => Outcome::Permanent {
+                reason: format!("HTTP {code} (redirects are not followed)"),
+            },
+            AttemptResult::Status { code, .. } => Outcome::Permanent {
+                reason: format!("HTTP {code}"),
+            },
+            AttemptResult::Failed(Failure::Blocked) => Outcome::Permanent {
+                reason: "target address refused by the SSRF guard".into(),
+            },
+            AttemptResult::Failed(f) => Outcome::Retryable {
+                reason: format!("{} error", f.label()),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+/// What to do with a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Ack,
+    /// Publish to the retry tier of this wait, then ack.
+    Retry {
+        tier: Duration,
+        wait: Duration,
+    },
+    /// Publish to the hook's dead letters, then ack.
+    DeadLetter {
+        reason: String,
+        disable_hook: bool,
+    },
+}
+
+/// When to try again: `schedule[n]` is the wait before retry `n + 1`, so a schedule of
+/// `k` entries allows `k + 1` attempts. Waits happen in RabbitMQ's retry tiers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    schedule: Vec<Duration>,
+    /// A fraction of each wait taken off at random, so a burst of failures does not come
+    /// back as a burst.
+    jitter: f64,
+}
+
+/// Logto's catalogue gives no schedule; this is about two days, as Standard Webhooks'.
+pub const DEFAULT_SCHEDULE: &str = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h";
+
+impl RetryPolicy {
+    pub fn new(schedule: Vec<Duration>) -> RetryPolicy {
+        RetryPolicy {
+            schedule,
+            jitter: 0.1,
+        }
+    }
+
+    /// The distinct waits: one retry tier each.
+    pub fn tiers(&self) -> Vec<Duration> {
+        let mut tiers = self.schedule.clone();
+        tiers.sort();
+        tiers.dedup();
+        tiers
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.schedule.len() as u32 + 1
+    }
+
+    /// `attempts` counts the attempt just made (1 for the first).
+    pub fn decide(&self, outcome: &Outcome, attempts: u32) -> Decision {
+        match outcome {
+            Outcome::Delivered => Decision::Ack,
+            Outcome::Gone => Decision::DeadLetter {
+                reason: "HTTP 410 Gone: hook disabled".into(),
+                disable_hook: true,
+            },
+            Outcome::Permanent { reason } => Decision::DeadLetter {
+                reason: reason.clone(),
+                disable_hook: false,
+            },
+            Outcome::Retryable {
+                reason,
+                retry_after,
+            } => match self.schedule.get(attempts as usize - 1) {
+                None => Decision::DeadLetter {
+                    reason: format!("{reason} after {attempts} attempts"),
+                    disable_hook: false,
+                },
+                Some(&scheduled) => {
+                    let tier = self.tier_for(scheduled.max(retry_after.unwrap_or_default()));
+                    let cut = rand::rng().random_range(0.0..=self.jitter);
+                    Decision::Retry {
+                        tier,
+                        wait: tier.mul_f64(1.0 - cut),
+                    }
+                }
+            },
+        }
+    }
+
+    /// The smallest tier at least `wait` long; the longest tier when `wait` exceeds them all
+    /// (a `Retry-After` is honoured up to the schedule's longest wait).
+    fn tier_for(&self, wait: Duration) -> Duration {
+        let tiers = self.tiers();
+        tiers
+            .iter()
+            .copied()
+            .find(|t| *t >= wait)
+            .unwrap_or_else(|| *tiers.last().expect("a retry needs a tier"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> AttemptResult {
+        AttemptResult::Status {
+            code,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn classification_follows_standard_webhooks() {
+        for code in [200, 201, 204, 299] {
+            assert_eq!(status(code).classify(), Outcome::Delivered, "{code}");
+        }
+        for code in [408, 429, 500, 502, 503, 599] {
+            assert!(
+                matches!(status(code).classify(), Outcome::Retryable { .. }),
+                "{code}"
+            );
+        }
+        assert_eq!(status(410).classify(), Outcome::Gone);
+        for code in [301, 302, 307, 400, 401, 403, 404, 413, 422] {
+            assert!(
+                matches!(status(code).classify(), Outcome::Permanent { .. }),
+                "{code}"
+            );
+        }
+        for f in [
+            Failure::Timeout,
+            Failure::Dns,
+            Failure::Tls,
+            Failure::Connect,
+            Failure::Other,
+        ] {
+            assert!(
+                matches!(
+                    AttemptResult::Failed(f).classify(),
+                    Outcome::Retryable { .. }
+                ),
+                "{f:?}"
+            );
+        }
+        assert!(matches!(
+            AttemptResult::Failed(Failure::Blocked).classify(),
+            Outcome::Permanent { .. }
+        ));
+    }
+
+    #[test]
+    fn retries_follow_the_schedule_then_dead_letter() {
+        let s = |secs| Duration::from_secs(secs);
+        let policy = RetryPolicy::new(vec![s(1), s(2), s(4)]);
+        assert_eq!(policy.max_attempts(), 4);
+        let fail = status(500).classify();
+        for (attempts, expected) in [(1, s(1)), (2, s(2)), (3, s(4))] {
+            match policy.decide(&fail, attempts) {
+                Decision::Retry { tier, wait } => {
+                    assert_eq!(tier, expected);
+                    assert!(wait <= tier && wait >= tier.mul_f64(0.9), "{wait:?}");
+                }
+                other => panic!("attempt {attempts}: {other:?}"),
+            }
+        }
+        match policy.decide(&fail, 4) {
+            Decision::DeadLetter {
+                reason,
+                disable_hook: false,
+            } => assert_eq!(reason, "HTTP 500 after 4 attempts"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(policy.decide(&Outcome::Delivered, 1), Decision::Ack);
+        assert!(matches!(
+            policy.decide(&Outcome::Gone, 1),
+            Decision::DeadLetter {
+                disable_hook: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            policy.decide(&status(404).classify(), 1),
+            Decision::DeadLetter {
+                disable_hook: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn retry_after_picks_a_long_enough_tier_within_bounds() {
+        let s = |secs| Duration::from_secs(secs);
+        let policy = RetryPolicy::new(vec![s(1), s(10), s(60)]);
+        let wants = |secs| Outcome::Retryable {
+            reason: "HTTP 429".into(),
+            retry_after: Some(s(secs)),
+        };
+        assert!(
+            matches!(policy.decide(&wants(5), 1), Decision::Retry { tier, .. } if tier == s(10))
+        );
+        assert!(
+            matches!(policy.decide(&wants(3600), 1), Decision::Retry { tier, .. } if tier == s(60))
+        );
+        assert!(
+            matches!(policy.decide(&wants(0), 1), Decision::Retry { tier, .. } if tier == s(1))
+        );
+    }
+
+    #[test]
+    fn an_empty_schedule_means_one_attempt() {
+        let policy = RetryPolicy::new(vec![]);
+        assert_eq!(policy.max_attempts(), 1);
+        assert!(matches!(
+            policy.decide(&status(503).classify(), 1),
+            Decision::DeadLetter { .. }
+        ));
+    }
+}

@@ -1,0 +1,147 @@
+//! Settling a delivery: ack, or publish its retry or dead letter and ack once the broker
+//! confirmed that publish. Until then the original stays unacked, so a crash between the two
+//! redelivers it (a possible duplicate attempt, never a loss).
+
+use hookbus_contracts::broker::{self, PublishError};
+use hookbus_contracts::payload::now_ms;
+use hookbus_contracts::{Delivery, HookId};
+use lapin::message::Delivery as AmqpMessage;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::Channel;
+
+use crate::outcome::Decision;
+use crate::DeliverCtx;
+
+/// Header carrying a dead letter's reason.
+pub const REASON_HEADER: &str = "x-hookbus-reason";
+
+/// Applies `decision` to `msg`, whose content is `delivery` after the attempt just made.
+pub async fn settle(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    msg: AmqpMessage,
+    delivery: &Delivery,
+    decision: Decision,
+) {
+    let effect = match &decision {
+        Decision::Ack => Ok(()),
+        Decision::Retry { tier, wait } => {
+            let props = broker::persistent_json(delivery.event.id.as_str())
+                .with_expiration(wait.as_millis().to_string().into());
+            let tier = ctx.topology.retry_tier(*tier);
+            broker::publish_confirmed(
+                publish,
+                &tier,
+                delivery.hook_id.as_str(),
+                &delivery.encode(),
+                props,
+            )
+            .await
+        }
+        Decision::DeadLetter {
+            reason,
+            disable_hook,
+        } => {
+            let parked = dead_letter(
+                ctx,
+                publish,
+                &delivery.hook_id,
+                &delivery.encode(),
+                delivery.event.id.as_str(),
+                reason,
+            )
+            .await;
+            if parked.is_ok() && *disable_hook {
+                disable(ctx, &delivery.hook_id, reason).await;
+            }
+            parked
+        }
+    };
+    let settled = match effect {
+        Ok(()) => {
+            let outcome = match decision {
+                Decision::Ack => "delivered",
+                Decision::Retry { .. } => "retried",
+                Decision::DeadLetter { .. } => "dead_lettered",
+            };
+            ctx.metrics.deliveries.with_label_values(&[outcome]).inc();
+            msg.ack(BasicAckOptions::default()).await
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, event_id = %delivery.event.id, "retry or dead letter not confirmed; requeued");
+            msg.nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    if let Err(err) = settled {
+        tracing::warn!(error = %err, "could not settle a delivery; the broker will redeliver it");
+    }
+}
+
+/// Parks a message in the hook's dead letters with its reason, confirmed.
+pub async fn dead_letter(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    hook: &HookId,
+    body: &[u8],
+    message_id: &str,
+    reason: &str,
+) -> Result<(), PublishError> {
+    tracing::info!(hook_id = %hook, event_id = %message_id, %reason, "dead-lettered");
+    ctx.topology.declare_dead(publish, hook).await?;
+    let props = broker::with_header(broker::persistent_json(message_id), REASON_HEADER, reason);
+    let props = broker::with_header(props, "x-hookbus-dead-at", &now_ms().to_string());
+    broker::publish_confirmed(publish, "", &ctx.topology.dead_queue(hook), body, props).await
+}
+
+/// Poison: a message on a hook queue that cannot be read. Parked as it came, then acked.
+pub async fn park_unreadable(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    hook: &HookId,
+    msg: AmqpMessage,
+    reason: &str,
+) {
+    let id = msg
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    match dead_letter(ctx, publish, hook, &msg.data, &id, reason).await {
+        Ok(()) => {
+            ctx.metrics
+                .deliveries
+                .with_label_values(&["dead_lettered"])
+                .inc();
+            let _ = msg.ack(BasicAckOptions::default()).await;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not park an unreadable delivery; requeued");
+            let _ = msg
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+        }
+    }
+}
+
+async fn disable(ctx: &DeliverCtx, hook: &HookId, reason: &str) {
+    match ctx.store.update(hook, |h| h.enabled = false).await {
+        Ok(_) => {
+            tracing::warn!(hook_id = %hook, %reason, "hook disabled");
+            ctx.metrics
+                .hooks_disabled
+                .with_label_values(&["gone"])
+                .inc();
+        }
+        Err(err) => {
+            tracing::error!(hook_id = %hook, error = %err, "could not disable a hook whose endpoint is gone")
+        }
+    }
+}
