@@ -1,1 +1,10 @@
+//! Test support for hookbus's integration tests (in `tests/tests/`) and the demo: a real
+//! HTTP receiver that verifies signatures, and a whole pipeline started in-process under a
+//! prefix of its own. Nothing here is a mock: every test talks to the real RabbitMQ and
+//! Redis, and to real HTTP endpoints on loopback.
 
+pub mod pipeline;
+pub mod receiver;
+
+pub use pipeline::Pipeline;
+pub use receiver::{Received, Receiver};

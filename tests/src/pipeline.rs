@@ -1,0 +1,368 @@
+//! A whole hookbus pipeline started in-process for one test: producer, router and any
+//! number of deliverers on free loopback ports, against the real RabbitMQ and Redis, under
+//! a prefix of its own. [`Pipeline::stop`] shuts it down and deletes every queue, exchange
+//! and Redis key of that prefix.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use deadpool_redis::redis::{self, AsyncCommands};
+use hookbus_contracts::config::CommonConfig;
+use hookbus_contracts::topology::Topology;
+use hookbus_contracts::HookId;
+use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const INGEST_TOKEN: &str = "test-ingest-token";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A prefix no other test or running pipeline uses.
+pub fn unique_prefix(test: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("t-{test}-{}", &id[id.len() - 10..])
+}
+
+/// The shared settings of a test pipeline: loopback receivers allowed.
+pub fn common(prefix: &str) -> CommonConfig {
+    let mut common = CommonConfig::with_prefix(prefix);
+    common.allow_http = true;
+    common.allow_private_targets = true;
+    common
+}
+
+pub fn deliverer_config(prefix: &str, schedule: &[Duration]) -> hookbus_deliverer::Config {
+    hookbus_deliverer::Config {
+        common: common(prefix),
+        listen: "127.0.0.1:0".into(),
+        retry_schedule: schedule.to_vec(),
+        attempt_timeout: Duration::from_secs(2),
+        hook_in_flight: 16,
+        in_flight: 512,
+        max_response_bytes: 64 * 1024,
+    }
+}
+
+pub struct Service {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Service {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
+}
+
+async fn spawn<F, Fut, E>(name: &'static str, start: F) -> Service
+where
+    F: FnOnce(tokio::net::TcpListener, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let fut = start(listener, shutdown.clone());
+    let task = tokio::spawn(async move {
+        if let Err(err) = fut.await {
+            panic!("{name} failed: {err}");
+        }
+    });
+    Service {
+        addr,
+        shutdown,
+        task,
+    }
+}
+
+pub async fn start_router(prefix: &str) -> Service {
+    let config = hookbus_router::Config {
+        common: common(prefix),
+        listen: String::new(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        prefetch: 256,
+    };
+    spawn("router", move |l, s| hookbus_router::run(config, l, s)).await
+}
+
+pub async fn start_producer(prefix: &str, amqp_url: &str, max_event_bytes: usize) -> Service {
+    let mut common = common(prefix);
+    common.amqp_url = amqp_url.into();
+    let config = hookbus_producer::Config {
+        common,
+        listen: String::new(),
+        ingest_token: Some(INGEST_TOKEN.into()),
+        max_event_bytes,
+    };
+    spawn("producer", move |l, s| hookbus_producer::run(config, l, s)).await
+}
+
+pub async fn start_deliverer(config: hookbus_deliverer::Config) -> Service {
+    spawn("deliverer", move |l, s| {
+        hookbus_deliverer::run(config, l, s)
+    })
+    .await
+}
+
+pub struct Pipeline {
+    pub prefix: String,
+    pub producer: Service,
+    pub router: Service,
+    pub deliverers: Vec<Service>,
+    pub schedule: Vec<Duration>,
+    pub http: reqwest::Client,
+}
+
+impl Pipeline {
+    /// Producer, router and one deliverer with a short retry schedule.
+    pub async fn start(test: &str) -> Pipeline {
+        Pipeline::start_with(
+            test,
+            &[Duration::from_millis(300), Duration::from_millis(600)],
+            1,
+        )
+        .await
+    }
+
+    pub async fn start_with(test: &str, schedule: &[Duration], deliverers: usize) -> Pipeline {
+        let prefix = unique_prefix(test);
+        let router = start_router(&prefix).await;
+        let producer = start_producer(&prefix, AMQP_URL, 256 * 1024).await;
+        let mut started = Vec::new();
+        for _ in 0..deliverers {
+            started.push(start_deliverer(deliverer_config(&prefix, schedule)).await);
+        }
+        let pipeline = Pipeline {
+            prefix,
+            producer,
+            router,
+            deliverers: started,
+            schedule: schedule.to_vec(),
+            http: reqwest::Client::new(),
+        };
+        for addr in pipeline.addrs() {
+            pipeline.wait_ready(addr).await;
+        }
+        pipeline
+    }
+
+    fn addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.producer.addr, self.router.addr];
+        addrs.extend(self.deliverers.iter().map(|d| d.addr));
+        addrs
+    }
+
+    pub async fn wait_ready(&self, addr: SocketAddr) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = self
+                .http
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr} never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.prefix)
+    }
+
+    /// `POST /api/hooks` on the router; returns the status and the body.
+    pub async fn post_hook(&self, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("http://{}/api/hooks", self.router.addr))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("router answers");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a hook and waits until the deliverers consume its queue.
+    pub async fn create_hook(&self, events: &[&str], url: &str) -> Value {
+        let (status, hook) = self
+            .post_hook(
+                serde_json::json!({"name": "test", "events": events, "config": {"url": url}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{hook}");
+        hook
+    }
+
+    /// Waits until every deliverer consumes `n` hook queues and the router knows `n` hooks.
+    pub async fn wait_hooks(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        for addr in self.deliverers.iter().map(|d| d.addr) {
+            loop {
+                if metric(&self.http, addr, "hookbus_deliverer_hook_consumers").await
+                    == Some(n as f64)
+                {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "deliverer {addr} never consumed {n} hooks"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        loop {
+            if metric(&self.http, self.router.addr, "hookbus_hooks").await == Some(n as f64) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "router never saw {n} hooks"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `POST /api/events` on the producer.
+    pub async fn ingest(&self, body: Value) -> (u16, Value) {
+        ingest_raw(
+            &self.http,
+            self.producer.addr,
+            Some(INGEST_TOKEN),
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+    }
+
+    pub async fn stop(self) {
+        let prefix = self.prefix.clone();
+        let schedule = self.schedule.clone();
+        for d in self.deliverers {
+            d.stop().await;
+        }
+        self.producer.stop().await;
+        self.router.stop().await;
+        cleanup(&prefix, &schedule).await;
+    }
+}
+
+pub async fn ingest_raw(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = http
+        .post(format!("http://{addr}/api/events"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.expect("producer answers");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Reads one unlabelled sample (or the sum over labels) from a `/metrics` page.
+pub async fn metric(http: &reqwest::Client, addr: SocketAddr, name: &str) -> Option<f64> {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with(name)
+                && (l[name.len()..].starts_with(' ') || l[name.len()..].starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Messages ready in a queue (a passive declare), or `None` if it does not exist.
+pub async fn queue_depth(queue: &str) -> Option<u32> {
+    let conn = hookbus_contracts::broker::connect(AMQP_URL, "hookbus-test")
+        .await
+        .ok()?;
+    let ch = conn.create_channel().await.ok()?;
+    let opts = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let depth = ch
+        .queue_declare(queue.into(), opts, FieldTable::default())
+        .await
+        .ok()
+        .map(|q| q.message_count());
+    let _ = conn.close(200, "".into()).await;
+    depth
+}
+
+/// Deletes every queue, exchange and Redis key of `prefix`.
+pub async fn cleanup(prefix: &str, schedule: &[Duration]) {
+    let topology = Topology::new(prefix);
+    let keys = hookbus_contracts::keys::RedisKeys::new(prefix);
+    let pool = deadpool_redis::Config::from_url(REDIS_URL)
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let mut redis = pool.get().await.expect("redis");
+    let ids: Vec<String> = redis
+        .zrange(keys.hooks_index(), 0, -1)
+        .await
+        .unwrap_or_default();
+    let conn = hookbus_contracts::broker::connect(AMQP_URL, "hookbus-test-cleanup")
+        .await
+        .expect("rabbitmq");
+    let ch = conn.create_channel().await.unwrap();
+    let mut queues = vec![topology.events_queue(), topology.events_dead_queue()];
+    for id in ids.iter().filter_map(|id| HookId::parse(id)) {
+        queues.push(topology.hook_queue(&id));
+        queues.push(topology.dead_queue(&id));
+    }
+    let mut exchanges = vec![topology.events_exchange(), topology.deliveries_exchange()];
+    for delay in schedule {
+        queues.push(topology.retry_tier(*delay));
+        exchanges.push(topology.retry_tier(*delay));
+    }
+    for q in queues {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for e in exchanges {
+        let _ = ch
+            .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "".into()).await;
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg(keys.all_pattern())
+        .query_async(&mut *redis)
+        .await
+        .unwrap_or_default();
+    if !all.is_empty() {
+        let _: Result<(), _> = redis.del(all).await;
+    }
+}
