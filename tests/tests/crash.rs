@@ -1,0 +1,160 @@
+//! Crash safety: `kill -9` of a deliverer, then of the router, in the middle of 1,000
+//! events. Once a replacement runs, every event id has arrived at least once (duplicates
+//! are allowed, that is at-least-once; losses are not).
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hookbus_contracts::EventName;
+use hookbus_producer::Publisher;
+use hookbus_tests::pipeline::{self, ADMIN_TOKEN, AMQP_URL};
+use hookbus_tests::Receiver;
+use tokio::process::{Child, Command};
+
+const EVENTS: usize = 1000;
+
+/// A service in a child process, killed when dropped (so a failing test leaves none).
+fn spawn_child(role: &str, prefix: &str, extra_env: &[(&str, &str)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hookbus-svc"))
+        .envs(extra_env.iter().copied())
+        .arg(role)
+        .env("HOOKBUS_PREFIX", prefix)
+        .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HOOKBUS_ALLOW_HTTP", "true")
+        .env("HOOKBUS_ALLOW_PRIVATE_TARGETS", "true")
+        .env("HOOKBUS_ROUTER_LISTEN", "127.0.0.1:0")
+        .env("HOOKBUS_DELIVERER_LISTEN", "127.0.0.1:0")
+        .env("HOOKBUS_RETRY_SCHEDULE", "1s")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hookbus-svc starts")
+}
+
+/// Stores a hook the way the admin API does (the router under test may be down).
+async fn store_hook(prefix: &str, url: &str) {
+    let input: hookbus_contracts::hook::HookInput = serde_json::from_value(
+        serde_json::json!({"events": ["User.Created"], "config": {"url": url}}),
+    )
+    .unwrap();
+    let hook = input
+        .validate(&pipeline::common(prefix).target_policy())
+        .unwrap();
+    let store = hookbus_contracts::store::HookStore::new(
+        pipeline::REDIS_URL,
+        hookbus_contracts::keys::RedisKeys::new(prefix),
+    )
+    .unwrap();
+    store.insert(&hook).await.unwrap();
+}
+
+async fn publish_all(prefix: &str) -> HashSet<String> {
+    let publisher = Publisher::connect(AMQP_URL, prefix).await.unwrap();
+    let name = EventName::parse("User.Created").unwrap();
+    futures::stream::iter(0..EVENTS)
+        .map(|i| {
+            let publisher = publisher.clone();
+            async move {
+                let fields = serde_json::json!({"data": {"id": format!("u{i}")}})
+                    .as_object()
+                    .unwrap()
+                    .clone();
+                publisher
+                    .publish_event(name, fields)
+                    .await
+                    .unwrap()
+                    .to_string()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+async fn wait_all(receiver: &Receiver, ids: &HashSet<String>) -> HashSet<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let got: HashSet<String> = receiver
+            .received()
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        if ids.is_subset(&got) || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_deliverer_mid_stream_loses_nothing() {
+    let prefix = pipeline::unique_prefix("kill-deliverer");
+    let receiver = Receiver::start().await;
+    // Slow enough that the kill lands with deliveries in flight and a backlog queued.
+    receiver.set_delay(Duration::from_millis(5));
+    store_hook(&prefix, &receiver.url("h")).await;
+    let router = pipeline::start_router(&prefix).await;
+    let mut victim = spawn_child("deliverer", &prefix, &[]);
+
+    let ids = publish_all(&prefix).await;
+    assert_eq!(ids.len(), EVENTS);
+    receiver.wait_for(EVENTS / 5, Duration::from_secs(60)).await;
+    victim.start_kill().unwrap();
+    victim.wait().await.unwrap();
+    let at_kill = receiver.received().len();
+    assert!(
+        at_kill < EVENTS,
+        "the kill came too late to test anything ({at_kill} delivered)"
+    );
+
+    let _replacement = spawn_child("deliverer", &prefix, &[]);
+    let got = wait_all(&receiver, &ids).await;
+    let missing = ids.difference(&got).count();
+    assert_eq!(
+        missing, 0,
+        "{missing} events lost after kill -9 (killed at {at_kill})"
+    );
+    router.stop().await;
+    pipeline::cleanup(&prefix, &[Duration::from_secs(1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_router_mid_stream_loses_nothing() {
+    let prefix = pipeline::unique_prefix("kill-router");
+    let receiver = Receiver::start().await;
+    store_hook(&prefix, &receiver.url("h")).await;
+    let deliverer = pipeline::start_deliverer(pipeline::deliverer_config(
+        &prefix,
+        &[Duration::from_secs(1)],
+    ))
+    .await;
+    // One event at a time, so that routing 1,000 takes long enough to be interrupted.
+    let mut victim = spawn_child("router", &prefix, &[("HOOKBUS_ROUTER_PREFETCH", "1")]);
+
+    let ids = publish_all(&prefix).await;
+    receiver
+        .wait_for(EVENTS / 10, Duration::from_secs(60))
+        .await;
+    victim.start_kill().unwrap();
+    victim.wait().await.unwrap();
+    let unrouted =
+        pipeline::queue_depth(&hookbus_contracts::topology::Topology::new(&prefix).events_queue())
+            .await;
+    assert!(
+        unrouted > Some(0),
+        "the kill came after routing finished: it tests nothing"
+    );
+
+    let _replacement = spawn_child("router", &prefix, &[]);
+    let got = wait_all(&receiver, &ids).await;
+    let missing = ids.difference(&got).count();
+    assert_eq!(
+        missing, 0,
+        "{missing} events lost after kill -9 ({unrouted:?} unrouted at the kill)"
+    );
+    deliverer.stop().await;
+    pipeline::cleanup(&prefix, &[Duration::from_secs(1)]).await;
+}
