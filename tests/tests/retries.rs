@@ -1,0 +1,225 @@
+//! Retries, dead letters and poison messages, through real RabbitMQ retry tiers with a
+//! short schedule.
+
+use std::time::Duration;
+
+use hookbus_contracts::broker;
+use hookbus_contracts::HookId;
+use hookbus_tests::pipeline::{queue_depth, AMQP_URL, REDIS_URL};
+use hookbus_tests::{Pipeline, Receiver};
+use lapin::options::BasicGetOptions;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Takes one message off a queue: its body and its `x-hookbus-reason` header.
+async fn take_one(queue: &str) -> Option<(Vec<u8>, Option<String>)> {
+    let conn = broker::connect(AMQP_URL, "hookbus-test").await.ok()?;
+    let ch = conn.create_channel().await.ok()?;
+    let msg = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .ok()??;
+    let reason = broker::header(&msg.delivery.properties, "x-hookbus-reason");
+    let _ = conn.close(200, "".into()).await;
+    Some((msg.delivery.data.clone(), reason))
+}
+
+async fn wait_depth(queue: &str, n: u32) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queue_depth(queue).await != Some(n) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{queue} never held {n} messages"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+}
+
+fn hook_id(hook: &serde_json::Value) -> HookId {
+    HookId::parse(hook["id"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_retried_with_the_same_webhook_id_until_it_succeeds() {
+    let p = Pipeline::start_with("retry", &[ms(200), ms(400)], 1).await;
+    let receiver = Receiver::start().await;
+    receiver.script(&[500, 503]);
+    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    let (_, body) = p.ingest(json!({"event": "PostSignIn"})).await;
+
+    let got = receiver.wait_for(3, WAIT).await;
+    tokio::time::sleep(ms(800)).await;
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "delivered on the third attempt, then no more"
+    );
+    for r in &got {
+        assert_eq!(r.header("webhook-id"), body["id"].as_str().unwrap());
+        r.verify(hook["signingKey"].as_str().unwrap()).unwrap();
+    }
+    assert_eq!(
+        got[0].body, got[2].body,
+        "every attempt sends the same payload"
+    );
+    // The waits happened in the retry tiers (jitter takes up to 10 % off).
+    assert!(
+        got[1].at - got[0].at >= ms(180),
+        "first retry after {:?}",
+        got[1].at - got[0].at
+    );
+    assert!(
+        got[2].at - got[1].at >= ms(360),
+        "second retry after {:?}",
+        got[2].at - got[1].at
+    );
+    assert_eq!(
+        queue_depth(&p.topology().dead_queue(&hook_id(&hook))).await,
+        None,
+        "nothing dead-lettered"
+    );
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_within_the_schedule() {
+    let p = Pipeline::start_with("retry-after", &[ms(100), ms(1500)], 1).await;
+    let receiver = Receiver::start().await;
+    receiver.script(&[429]);
+    receiver.add_response_header("retry-after", "1");
+    p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_eq!(got.len(), 2);
+    let waited = got[1].at - got[0].at;
+    assert!(
+        waited >= ms(1000),
+        "Retry-After: 1 ignored, retried after {waited:?}"
+    );
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_down_through_the_schedule_lands_in_the_dead_letters_with_the_reason() {
+    let p = Pipeline::start_with("dead", &[ms(100), ms(200)], 1).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    let (_, body) = p
+        .ingest(json!({"event": "User.Created", "data": {"id": "u1"}}))
+        .await;
+    let dead = p.topology().dead_queue(&hook_id(&hook));
+    wait_depth(&dead, 1).await;
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "one attempt plus one per schedule entry"
+    );
+    let (data, reason) = take_one(&dead).await.unwrap();
+    assert_eq!(reason.as_deref(), Some("HTTP 500 after 3 attempts"));
+    let parked = hookbus_contracts::Delivery::decode(&data).unwrap();
+    assert_eq!(parked.event.id.as_str(), body["id"].as_str().unwrap());
+    assert_eq!(parked.attempts, 3);
+    assert!(parked.first_attempt_at_ms.unwrap() <= parked.last_attempt_at_ms.unwrap());
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_dead_letters_at_once_and_disables_the_hook() {
+    let p = Pipeline::start("gone").await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(410);
+    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1).await;
+    assert_eq!(receiver.received().len(), 1, "410 is never retried");
+
+    let store = hookbus_contracts::store::HookStore::new(
+        REDIS_URL,
+        hookbus_contracts::keys::RedisKeys::new(&p.prefix),
+    )
+    .unwrap();
+    let hooks = store.load_all().await.unwrap();
+    assert!(!hooks[0].enabled, "the hook was disabled");
+    // Disabled: new events are not routed to it.
+    p.wait_hooks(0).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    tokio::time::sleep(ms(500)).await;
+    assert_eq!(receiver.received().len(), 1);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_is_not_retried() {
+    let p = Pipeline::start("permanent").await;
+    let receiver = Receiver::start().await;
+    receiver.script(&[302]);
+    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    let dead = p.topology().dead_queue(&hook_id(&hook));
+    wait_depth(&dead, 1).await;
+    let (_, reason) = take_one(&dead).await.unwrap();
+    assert!(
+        reason.unwrap().contains("302"),
+        "the reason names the status"
+    );
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "a redirect is neither followed nor retried"
+    );
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_parked_with_a_reason_and_nothing_crashes() {
+    let p = Pipeline::start("poison").await;
+    let receiver = Receiver::start().await;
+    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    let conn = broker::connect(AMQP_URL, "hookbus-test").await.unwrap();
+    let ch = broker::confirm_channel(&conn).await.unwrap();
+    let t = p.topology();
+    // Garbage on the events exchange, and on a hook's queue.
+    broker::publish_confirmed(
+        &ch,
+        &t.events_exchange(),
+        "PostSignIn",
+        b"\xff not an event",
+        broker::persistent_json("x"),
+    )
+    .await
+    .unwrap();
+    broker::publish_confirmed(
+        &ch,
+        &t.deliveries_exchange(),
+        hook["id"].as_str().unwrap(),
+        b"{}",
+        broker::persistent_json("y"),
+    )
+    .await
+    .unwrap();
+    wait_depth(&t.events_dead_queue(), 1).await;
+    wait_depth(&t.dead_queue(&hook_id(&hook)), 1).await;
+    let (_, reason) = take_one(&t.events_dead_queue()).await.unwrap();
+    assert!(reason.unwrap().starts_with("unreadable event"));
+    let (body, reason) = take_one(&t.dead_queue(&hook_id(&hook))).await.unwrap();
+    assert!(reason.unwrap().starts_with("unreadable delivery"));
+    assert_eq!(body, b"{}", "parked as it came");
+
+    // Still alive: a good event goes through.
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    assert_eq!(receiver.wait_for(1, WAIT).await.len(), 1);
+    let _ = conn.close(200, "".into()).await;
+    p.stop().await;
+}
