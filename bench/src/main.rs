@@ -1,1 +1,102 @@
-fn main() {}
+//! `bench`: how fast hookbus delivers, against the limit of the broker alone doing the same
+//! hops, and what a per-hook queue of each type costs. It exists so that the figures in
+//! `docs/BENCHMARKS.md` come from one reproducible run on real RabbitMQ and Redis rather
+//! than from estimates: `cargo run --release -p hookbus-bench`.
+//!
+//! - [`bare`]: publisher → quorum queue → relay → classic v2 queue → signing deliverer.
+//! - [`pipeline`]: the real producer, router and deliverer with one hook.
+//! - [`queues`]: classic v2 against quorum for per-hook queues.
+//! - [`load`], [`receiver`]: the shared workload and the receiver that times it.
+//! - [`report`]: the printed tables and the Markdown file.
+
+mod amqp;
+mod bare;
+mod load;
+mod pipeline;
+mod queues;
+mod rabbitmqctl;
+mod receiver;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::load::{Clock, Plan};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench",
+    about = "hookbus against the bare broker, and classic v2 against quorum queues"
+)]
+struct Args {
+    /// Messages of each saturated run (bare path, hookbus with the Rust SDK, one queue).
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Events of the saturated run through the HTTP ingest API.
+    #[arg(long, default_value_t = 10_000)]
+    ingest_events: usize,
+    /// Rates of the paced latency runs, messages per second.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    rates: Vec<u32>,
+    /// Seconds of each paced run.
+    #[arg(long, default_value_t = 10)]
+    paced_secs: u64,
+    /// Idle queues declared per queue type for the memory comparison.
+    #[arg(long, default_value_t = 1_000)]
+    idle_queues: usize,
+    /// Skip the queue type comparison.
+    #[arg(long)]
+    skip_queues: bool,
+    /// Where the report is written.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md"))]
+    out: PathBuf,
+}
+
+impl Args {
+    fn plan(&self) -> Plan {
+        Plan {
+            events: self.events,
+            warmup: 500,
+            ingest_events: self.ingest_events,
+            rates: self.rates.clone(),
+            paced_secs: self.paced_secs,
+            idle_queues: self.idle_queues,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let plan = args.plan();
+    let started = Instant::now();
+    let clock = Clock::start();
+
+    println!("bare broker: publisher → A → relay → B → deliverer → receiver");
+    let bare = bare::run(clock, &plan).await.context("bare broker path")?;
+    println!("hookbus: producer → router → deliverer → receiver, one hook");
+    let hookbus = pipeline::run(clock, &plan).await.context("hookbus path")?;
+    let queues = if args.skip_queues {
+        None
+    } else {
+        println!("per-hook queue type: classic v2 and quorum");
+        Some(queues::run(&plan).await.context("queue type comparison")?)
+    };
+
+    let report = report::Report {
+        machine: report::Machine::detect().await,
+        plan: &plan,
+        bare: &bare,
+        hookbus: &hookbus,
+        queues: queues.as_deref(),
+        run_time: started.elapsed(),
+    };
+    println!("\n{}", report.tables());
+    std::fs::write(&args.out, report.markdown())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("written to {}", args.out.display());
+    Ok(())
+}

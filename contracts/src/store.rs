@@ -235,10 +235,21 @@ impl HookCache {
         self.changed.subscribe()
     }
 
+    /// Installs `snapshot` unless a newer one is already installed: a slow reload must not
+    /// replace what a faster one (after a later change) put there.
     pub fn install(&self, snapshot: HookSnapshot) {
         let version = snapshot.version;
-        self.current.store(Arc::new(snapshot));
-        self.changed.send_replace(version);
+        let new = Arc::new(snapshot);
+        let previous = self.current.rcu(|current| {
+            if current.is_loaded() && current.version > new.version {
+                current.clone()
+            } else {
+                new.clone()
+            }
+        });
+        if !previous.is_loaded() || previous.version <= version {
+            self.changed.send_replace(version);
+        }
     }
 
     /// Waits until a first snapshot was loaded from Redis: routing on the empty placeholder
@@ -252,7 +263,7 @@ impl HookCache {
         }
     }
 
-    /// Loads the current configuration once (used at startup, before consuming).
+    /// Loads the current configuration now (the admin API does, before it answers).
     pub async fn reload(&self, store: &HookStore) -> Result<(), StoreError> {
         let version = store.version().await?;
         let hooks = store.load_all().await?;
@@ -311,6 +322,17 @@ mod tests {
         }))
         .unwrap();
         input.validate(&TargetPolicy::default()).unwrap()
+    }
+
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one() {
+        let cache = HookCache::default();
+        cache.install(HookSnapshot::new(5, vec![hook(&["PostSignIn"], true)]));
+        cache.install(HookSnapshot::new(4, vec![]));
+        assert_eq!(cache.snapshot().version, 5);
+        assert_eq!(cache.snapshot().hooks().count(), 1);
+        cache.install(HookSnapshot::new(6, vec![]));
+        assert_eq!(cache.snapshot().version, 6);
     }
 
     #[test]

@@ -13,13 +13,17 @@ use axum::routing::post;
 use axum::{Json, Router};
 use hookbus_contracts::hook::HookInput;
 use hookbus_contracts::http::{require_bearer, ApiError, BearerToken};
-use hookbus_contracts::store::HookStore;
+use hookbus_contracts::store::{HookCache, HookStore};
 use hookbus_contracts::target::TargetPolicy;
 use hookbus_contracts::Hook;
 
 #[derive(Clone)]
 pub struct AdminState {
     pub store: HookStore,
+    /// This router's routing cache: refreshed before a change is acknowledged, so an event
+    /// published after the answer is routed by the new configuration (other processes see
+    /// it within the refresh period).
+    pub cache: HookCache,
     pub policy: TargetPolicy,
 }
 
@@ -43,6 +47,9 @@ async fn create_hook(
         tracing::warn!(error = %err, "hook not stored: Redis unavailable");
         ApiError::unavailable("the hook store is unavailable; nothing was created")
     })?;
+    if let Err(err) = state.cache.reload(&state.store).await {
+        tracing::warn!(error = %err, "hook stored; this router will see it at its next refresh");
+    }
     tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
     Ok((StatusCode::CREATED, Json(hook)))
 }

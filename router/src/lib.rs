@@ -70,6 +70,7 @@ pub async fn run(
     ));
     tokio::spawn(export_cache_metrics(cache.clone(), metrics.clone()));
 
+    let admin_cache = cache.clone();
     let ctx = Arc::new(consume::RouterCtx {
         topology: config.common.topology(),
         cache: cache.clone(),
@@ -90,6 +91,7 @@ pub async fn run(
 
     let admin = api::AdminState {
         store,
+        cache: admin_cache,
         policy: config.common.target_policy(),
     };
     let app = ops::routes(metrics.registry.clone(), readiness).merge(api::routes(admin, token));

@@ -266,3 +266,14 @@ async fn hook_creation_validates_and_requires_the_admin_token() {
     assert_eq!(status, 400, "{err}");
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_published_right_after_a_hook_is_created_reaches_it() {
+    let p = Pipeline::start("fresh-hook").await;
+    let receiver = Receiver::start().await;
+    p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    // No waiting for caches: the router that answered 201 already routes by the new hook.
+    assert_eq!(p.ingest(json!({"event": "PostSignIn"})).await.0, 202);
+    assert_eq!(receiver.wait_for(1, WAIT).await.len(), 1);
+    p.stop().await;
+}

@@ -1,0 +1,242 @@
+//! The workload both paths share: the message body, a saturated burst with a bounded
+//! window of publishes in flight, a paced run at a fixed rate, and the figures they yield.
+//! A path plugs in only its `send` (one publish, returning once the broker confirmed it).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{json, Map, Value};
+
+use crate::receiver::Receiver;
+
+/// Publishes in flight at once (awaiting their confirm).
+pub const WINDOW: usize = 256;
+
+/// The body field carrying the send time, read back by the receiver.
+pub const SENT_FIELD: &str = "benchSentNs";
+
+/// The longest wait for one phase's messages to arrive.
+const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One monotonic time base for senders and the receiver (all in this process).
+#[derive(Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock(Instant::now())
+    }
+
+    pub fn now_ns(self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+/// The fields of message `seq`: a PostSignIn-like payload of about 300 bytes of JSON.
+pub fn fields(seq: usize, sent_ns: u64) -> Map<String, Value> {
+    let value = json!({
+        SENT_FIELD: sent_ns,
+        "benchSeq": seq,
+        "interactionEvent": "SignIn",
+        "sessionId": format!("bench-session-{seq:08}"),
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) hookbus-bench/1.0",
+        "userId": format!("user-{:08}", seq % 10_000),
+        "userIp": "127.0.0.1",
+        "application": {"id": "bench-app", "type": "SPA", "name": "Benchmark application"},
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("a json! object literal is an object"),
+    }
+}
+
+/// Messages per second over a measured span.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    pub messages: usize,
+    pub elapsed: Duration,
+}
+
+impl Throughput {
+    pub fn per_sec(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Latency percentiles of one paced run.
+#[derive(Debug, Clone, Copy)]
+pub struct LatencyRun {
+    pub rate: u32,
+    pub samples: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    /// The rate the receiver actually saw (below `rate` when the path cannot keep up).
+    pub achieved_per_sec: f64,
+}
+
+/// How much load each path gets.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Messages of each saturated run.
+    pub events: usize,
+    /// Messages sent, and not measured, before the saturated run.
+    pub warmup: usize,
+    /// Messages of the saturated HTTP-ingest run.
+    pub ingest_events: usize,
+    /// Paced rates, messages per second.
+    pub rates: Vec<u32>,
+    /// Duration of each paced run.
+    pub paced_secs: u64,
+    /// Idle queues declared per queue type.
+    pub idle_queues: usize,
+}
+
+/// What one path achieved.
+#[derive(Debug, Clone)]
+pub struct PathFigures {
+    pub saturated: Throughput,
+    pub paced: Vec<LatencyRun>,
+    /// Mean size of the bodies the receiver got.
+    pub body_bytes: u64,
+}
+
+/// Warm-up, the saturated run, then one paced run per rate of `plan`.
+pub async fn measure<F, Fut>(
+    clock: Clock,
+    receiver: &Receiver,
+    plan: &Plan,
+    send: F,
+) -> Result<PathFigures>
+where
+    F: Fn(Map<String, Value>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    saturated(clock, receiver, plan.warmup, &send).await?;
+    let run = saturated(clock, receiver, plan.events, &send).await?;
+    let body_bytes = receiver.mean_body_bytes();
+    println!(
+        "  saturated: {} messages in {:.2} s = {:.0} msg/s",
+        run.messages,
+        run.elapsed.as_secs_f64(),
+        run.per_sec()
+    );
+    let mut paced_runs = Vec::new();
+    for &rate in &plan.rates {
+        let latency = paced(clock, receiver, rate, plan.paced_secs, &send).await?;
+        println!(
+            "  paced {rate}/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0}/s arrived)",
+            ms(latency.p50),
+            ms(latency.p99),
+            ms(latency.max),
+            latency.achieved_per_sec
+        );
+        paced_runs.push(latency);
+    }
+    Ok(PathFigures {
+        saturated: run,
+        paced: paced_runs,
+        body_bytes,
+    })
+}
+
+/// A duration in milliseconds, for display.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Publishes `n` messages as fast as `WINDOW` allows; the span ends when the last arrives.
+pub async fn saturated<F, Fut>(
+    clock: Clock,
+    receiver: &Receiver,
+    n: usize,
+    send: F,
+) -> Result<Throughput>
+where
+    F: Fn(Map<String, Value>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    receiver.reset();
+    let start = clock.now_ns();
+    futures::stream::iter(0..n)
+        .map(|seq| send(fields(seq, clock.now_ns())))
+        .buffer_unordered(WINDOW)
+        .try_collect::<()>()
+        .await?;
+    let last = receiver.wait_for(n, ARRIVAL_TIMEOUT).await?;
+    Ok(Throughput {
+        messages: n,
+        elapsed: Duration::from_nanos(last.saturating_sub(start)),
+    })
+}
+
+/// Publishes `rate` messages a second for `secs` seconds, on a fixed schedule; latency is
+/// from the moment each publish is called to its arrival at the receiver.
+pub async fn paced<F, Fut>(
+    clock: Clock,
+    receiver: &Receiver,
+    rate: u32,
+    secs: u64,
+    send: F,
+) -> Result<LatencyRun>
+where
+    F: Fn(Map<String, Value>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    ensure!(rate > 0, "a paced rate must be positive");
+    receiver.reset();
+    let n = rate as usize * secs as usize;
+    let period = Duration::from_secs(1) / rate;
+    let start = tokio::time::Instant::now();
+    let first = clock.now_ns();
+    futures::stream::iter(0..n)
+        .then(|seq| async move {
+            tokio::time::sleep_until(start + period * seq as u32).await;
+            seq
+        })
+        .map(|seq| send(fields(seq, clock.now_ns())))
+        .buffer_unordered(WINDOW)
+        .try_collect::<()>()
+        .await?;
+    let last = receiver.wait_for(n, ARRIVAL_TIMEOUT).await?;
+    let mut latencies = receiver.take_latencies();
+    latencies.sort_unstable();
+    ensure!(!latencies.is_empty(), "no latency sample arrived");
+    Ok(LatencyRun {
+        rate,
+        samples: latencies.len(),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: percentile(&latencies, 1.0),
+        achieved_per_sec: n as f64 / Duration::from_nanos(last - first).as_secs_f64(),
+    })
+}
+
+/// Nearest-rank percentile of sorted nanosecond samples.
+fn percentile(sorted: &[u64], p: f64) -> Duration {
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    Duration::from_nanos(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 0.50), Duration::from_nanos(50));
+        assert_eq!(percentile(&samples, 0.99), Duration::from_nanos(99));
+        assert_eq!(percentile(&samples, 1.0), Duration::from_nanos(100));
+        assert_eq!(percentile(&[7], 0.5), Duration::from_nanos(7));
+    }
+
+    #[test]
+    fn a_body_is_about_300_bytes_and_carries_its_send_time() {
+        let body = serde_json::to_vec(&fields(123, 456)).unwrap();
+        assert!((250..=350).contains(&body.len()), "{} bytes", body.len());
+        assert_eq!(fields(1, 42)[SENT_FIELD], 42);
+    }
+}

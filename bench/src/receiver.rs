@@ -1,0 +1,120 @@
+//! The webhook receiver both paths deliver to: an axum server on loopback that answers 204
+//! and records, per phase, how many requests arrived, when the last one did, and each one's
+//! latency (from the send time in its body). It keeps only counters and numbers, so it
+//! stays cheap at tens of thousands of requests.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use serde_json::Value;
+
+use crate::load::{Clock, SENT_FIELD};
+
+struct Shared {
+    clock: Clock,
+    arrived: AtomicUsize,
+    body_bytes: AtomicU64,
+    last_arrival_ns: AtomicU64,
+    latencies_ns: Mutex<Vec<u64>>,
+}
+
+pub struct Receiver {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts on a free loopback port.
+    pub async fn start(clock: Clock) -> Result<Receiver> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            clock,
+            arrived: AtomicUsize::new(0),
+            body_bytes: AtomicU64::new(0),
+            last_arrival_ns: AtomicU64::new(0),
+            latencies_ns: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Receiver { addr, shared, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// Forgets what arrived so far: the start of a phase.
+    pub fn reset(&self) {
+        self.shared.arrived.store(0, Ordering::SeqCst);
+        self.shared.body_bytes.store(0, Ordering::SeqCst);
+        self.take_latencies();
+    }
+
+    /// The latencies recorded since the last reset, in nanoseconds, arrival order.
+    pub fn take_latencies(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.shared.latencies_ns.lock().expect("latencies lock"))
+    }
+
+    /// Mean body size of what arrived since the last reset.
+    pub fn mean_body_bytes(&self) -> u64 {
+        let n = self.shared.arrived.load(Ordering::SeqCst).max(1) as u64;
+        self.shared.body_bytes.load(Ordering::SeqCst) / n
+    }
+
+    /// Waits until `n` requests arrived since the last reset; returns the last arrival's
+    /// time on the shared clock.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Result<u64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.shared.arrived.load(Ordering::SeqCst);
+            if arrived >= n {
+                return Ok(self.shared.last_arrival_ns.load(Ordering::SeqCst));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("the receiver got {arrived} of {n} messages within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    let now = shared.clock.now_ns();
+    if let Some(sent) = sent_ns(&body) {
+        let mut latencies = shared.latencies_ns.lock().expect("latencies lock");
+        latencies.push(now.saturating_sub(sent));
+    }
+    shared
+        .body_bytes
+        .fetch_add(body.len() as u64, Ordering::SeqCst);
+    shared.last_arrival_ns.fetch_max(now, Ordering::SeqCst);
+    shared.arrived.fetch_add(1, Ordering::SeqCst);
+    StatusCode::NO_CONTENT
+}
+
+fn sent_ns(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get(SENT_FIELD)?
+        .as_u64()
+}
