@@ -91,6 +91,11 @@ fn parse_prefix(s: &str) -> Result<String, String> {
     }
 }
 
+/// One duration such as `10s` or `24h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration: {e}"))
+}
+
 /// A duration list such as `5s,30s,2m`.
 pub fn parse_schedule(s: &str) -> Result<Vec<std::time::Duration>, String> {
     if s.trim().is_empty() {

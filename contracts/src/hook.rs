@@ -38,9 +38,47 @@ pub struct Hook {
     pub signing_key: SigningKey,
     pub enabled: bool,
     pub created_at: i64,
+    /// The key a rotation replaced, still signing beside the new one until `until`, so
+    /// receivers can switch keys without a gap. Stored, never shown by the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_key: Option<RetiringKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringKey {
+    pub key: SigningKey,
+    /// Epoch ms after which it no longer signs.
+    pub until: i64,
 }
 
 impl Hook {
+    /// The hook as the API shows it (Logto's shape: no retiring key).
+    pub fn for_api(&self) -> Hook {
+        Hook {
+            retiring_key: None,
+            ..self.clone()
+        }
+    }
+
+    /// Replaces the signing key; the old one keeps signing for `overlap`.
+    pub fn rotate_key(&mut self, overlap: std::time::Duration, now_ms: i64) {
+        let old = std::mem::replace(&mut self.signing_key, SigningKey::generate());
+        self.retiring_key = (!overlap.is_zero()).then(|| RetiringKey {
+            key: old,
+            until: now_ms + overlap.as_millis() as i64,
+        });
+    }
+
+    /// Every key that signs a delivery at `now_ms`: the current one first.
+    pub fn signing_keys(&self, now_ms: i64) -> impl Iterator<Item = &SigningKey> {
+        let retiring = self
+            .retiring_key
+            .as_ref()
+            .filter(|r| r.until > now_ms)
+            .map(|r| &r.key);
+        std::iter::once(&self.signing_key).chain(retiring)
+    }
     /// Logto's rule: enabled, and `events` contains it when non-empty, else `event` equals it.
     pub fn wants(&self, event: EventName) -> bool {
         self.enabled
@@ -61,6 +99,64 @@ pub struct HookInput {
     pub events: Option<Vec<EventName>>,
     pub config: HookConfig,
     pub enabled: Option<bool>,
+}
+
+/// The body of `PATCH /api/hooks/:id`: each field present replaces the hook's (`config`
+/// whole, as Logto does); `"event": null` clears the legacy field.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub event: Option<Option<EventName>>,
+    pub events: Option<Vec<EventName>>,
+    pub config: Option<HookConfig>,
+    pub enabled: Option<bool>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from a field not sent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<EventName>>, D::Error> {
+    Option::<EventName>::deserialize(d).map(Some)
+}
+
+impl HookPatch {
+    /// Applies the patch to `hook` and checks the result as a new hook would be checked.
+    pub fn apply(&self, hook: &mut Hook, policy: &TargetPolicy) -> Result<(), HookError> {
+        if let Some(name) = &self.name {
+            check_name(name)?;
+            hook.name = name.clone();
+        }
+        if let Some(event) = self.event {
+            hook.event = event;
+        }
+        if let Some(events) = &self.events {
+            hook.events = dedup(events.clone());
+        }
+        if let Some(config) = &self.config {
+            validate_config(config, policy)?;
+            hook.config = config.clone();
+        }
+        if let Some(enabled) = self.enabled {
+            hook.enabled = enabled;
+        }
+        if hook.events.is_empty() && hook.event.is_none() {
+            return Err(HookError::MissingEvents);
+        }
+        Ok(())
+    }
+}
+
+fn dedup(mut events: Vec<EventName>) -> Vec<EventName> {
+    let mut seen = std::collections::HashSet::new();
+    events.retain(|e| seen.insert(*e));
+    events
+}
+
+fn check_name(name: &str) -> Result<(), HookError> {
+    if name.chars().count() > 256 {
+        return Err(HookError::Name);
+    }
+    Ok(())
 }
 
 /// Why a hook was refused; `code` is the error code of Logto's API where one exists.
@@ -105,16 +201,12 @@ const RESERVED_HEADERS: &[&str] = &[
 
 impl HookInput {
     pub fn validate(self, policy: &TargetPolicy) -> Result<Hook, HookError> {
-        let mut events = self.events.unwrap_or_default();
-        let mut seen = std::collections::HashSet::new();
-        events.retain(|e| seen.insert(*e));
+        let events = dedup(self.events.unwrap_or_default());
         if events.is_empty() && self.event.is_none() {
             return Err(HookError::MissingEvents);
         }
         let name = self.name.unwrap_or_default();
-        if name.chars().count() > 256 {
-            return Err(HookError::Name);
-        }
+        check_name(&name)?;
         validate_config(&self.config, policy)?;
         Ok(Hook {
             tenant_id: "default".into(),
@@ -126,6 +218,7 @@ impl HookInput {
             signing_key: SigningKey::generate(),
             enabled: self.enabled.unwrap_or(true),
             created_at: now_ms(),
+            retiring_key: None,
         })
     }
 }
@@ -225,6 +318,67 @@ mod tests {
         ));
         let long = input(serde_json::json!({"name": "x".repeat(257), "events": ["PostSignIn"], "config": {"url": "https://a.example"}})).unwrap();
         assert_eq!(long.validate(&OPEN).unwrap_err(), HookError::Name);
+    }
+
+    #[test]
+    fn a_rotated_key_signs_beside_the_new_one_until_the_overlap_ends() {
+        let mut hook = input(
+            serde_json::json!({"events": ["PostSignIn"], "config": {"url": "https://a.example"}}),
+        )
+        .unwrap()
+        .validate(&OPEN)
+        .unwrap();
+        let old = hook.signing_key.clone();
+        hook.rotate_key(std::time::Duration::from_secs(60), 1_000);
+        assert_ne!(hook.signing_key, old);
+        let keys: Vec<_> = hook.signing_keys(1_000).cloned().collect();
+        assert_eq!(keys, [hook.signing_key.clone(), old]);
+        assert_eq!(
+            hook.signing_keys(61_000).count(),
+            1,
+            "expired at the end of the overlap"
+        );
+        assert!(hook.for_api().retiring_key.is_none());
+        assert!(!serde_json::to_string(&hook.for_api())
+            .unwrap()
+            .contains("retiring"));
+    }
+
+    #[test]
+    fn a_patch_replaces_what_it_names_and_keeps_the_hook_valid() {
+        let mut hook = input(serde_json::json!({"name": "a", "events": ["PostSignIn"], "config": {"url": "https://a.example", "headers": {"x": "1"}}}))
+            .unwrap()
+            .validate(&OPEN)
+            .unwrap();
+        let patch: HookPatch = serde_json::from_value(
+            serde_json::json!({"config": {"url": "https://b.example"}, "enabled": false}),
+        )
+        .unwrap();
+        patch.apply(&mut hook, &OPEN).unwrap();
+        assert_eq!(hook.config.url, "https://b.example");
+        assert!(hook.config.headers.is_empty(), "config is replaced whole");
+        assert_eq!(hook.name, "a");
+        assert!(!hook.enabled);
+        let clear: HookPatch = serde_json::from_value(serde_json::json!({"events": []})).unwrap();
+        assert_eq!(
+            clear.apply(&mut hook.clone(), &OPEN).unwrap_err(),
+            HookError::MissingEvents
+        );
+        let legacy: HookPatch =
+            serde_json::from_value(serde_json::json!({"events": [], "event": "User.Created"}))
+                .unwrap();
+        legacy.apply(&mut hook, &OPEN).unwrap();
+        assert!(hook.wants(ev("User.Created")) || !hook.enabled);
+        let null_event: HookPatch =
+            serde_json::from_value(serde_json::json!({"event": null})).unwrap();
+        assert_eq!(null_event.event, Some(None));
+        assert!(
+            serde_json::from_value::<HookPatch>(serde_json::json!({"signingKey": "x"})).is_err()
+        );
+        let private: HookPatch =
+            serde_json::from_value(serde_json::json!({"config": {"url": "https://10.0.0.1"}}))
+                .unwrap();
+        assert!(private.apply(&mut hook, &TargetPolicy::default()).is_err());
     }
 
     #[test]

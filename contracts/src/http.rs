@@ -16,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Details some errors carry (Logto's `data`).
+    pub data: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -24,11 +26,17 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            data: None,
         }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn with_data(mut self, data: serde_json::Value) -> ApiError {
+        self.data = Some(data);
+        self
     }
 
     pub fn unavailable(message: impl Into<String>) -> ApiError {

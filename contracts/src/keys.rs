@@ -5,6 +5,10 @@
 //! | `{p}:hook:{id}` | string | one hook as JSON (Logto's shape, signing key included) |
 //! | `{p}:hooks` | sorted set | hook ids scored by `createdAt`, for newest-first listing |
 //! | `{p}:hooks:version` | integer | bumped in the same transaction as every hook change |
+//! | `{p}:idempotency:{key}` | string | an ingest request's `Idempotency-Key`: pending, or the answer (JSON) |
+//! | `{p}:logs:{id}` | sorted set | one hook's delivery log records (JSON), scored by time |
+//! | `{p}:stats:{id}:{hour}` | hash | one hook's `requests` / `successes` in one hour |
+//! | `{p}:failing:{id}` | string | since when (epoch ms) a hook's endpoint has failed without a success |
 
 use crate::ids::HookId;
 
@@ -32,8 +36,26 @@ impl RedisKeys {
         format!("{}:hooks:version", self.prefix)
     }
 
+    pub fn logs(&self, id: &HookId) -> String {
+        format!("{}:logs:{}", self.prefix, id)
+    }
+
+    /// `hour` is hours since the epoch.
+    pub fn stats(&self, id: &HookId, hour: i64) -> String {
+        format!("{}:stats:{}:{}", self.prefix, id, hour)
+    }
+
+    pub fn failing_since(&self, id: &HookId) -> String {
+        format!("{}:failing:{}", self.prefix, id)
+    }
+
     /// A `SCAN MATCH` pattern for every key of this prefix (tests clean up with it).
     pub fn all_pattern(&self) -> String {
         format!("{}:*", self.prefix)
+    }
+
+    /// What the producer answered to an `Idempotency-Key`, kept 24 h.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idempotency:{}", self.prefix, key)
     }
 }

@@ -6,7 +6,8 @@
 //! - [`payload`]: Logto payload order and rendering; [`signature`]: both signature schemes.
 //! - [`hook`]: the hook model, Logto's matching rule, validation; [`target`]: the SSRF guard.
 //! - [`topology`]: AMQP names and declarations; [`keys`]: Redis keys.
-//! - [`broker`]: confirmed publishing; [`store`]: hooks in Redis and the routing cache.
+//! - [`broker`]: confirmed publishing; [`store`]: hooks in Redis and the routing cache;
+//!   [`logs`]: delivery logs and execution stats.
 //! - [`config`], [`ops`], [`http`]: settings, `/healthz` `/readyz` `/metrics`, API conventions.
 
 pub mod broker;
@@ -18,6 +19,7 @@ pub mod hook;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod logs;
 pub mod ops;
 pub mod payload;
 pub mod signature;

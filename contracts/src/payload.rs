@@ -59,7 +59,54 @@ const EXPERIENCE: &[&str] = &[
     "application",
     "data",
 ];
-const EXCEPTION: &[&str] = &["event", "createdAt", "userAgent", "ip"];
+/// Exception events carry the metadata of where they happened (an Experience API flow, or
+/// only `userAgent` and `ip`), then the event's own fields (`Identifier.Lockout`: the
+/// identifier; `Message.RateLimited`: the rate limit).
+const EXCEPTION: &[&str] = &[
+    "event",
+    "createdAt",
+    "interactionEvent",
+    "userAgent",
+    "applicationId",
+    "sessionId",
+    "ip",
+    "application",
+    "type",
+    "value",
+    "action",
+    "recipient",
+];
+/// Logto spreads the adaptive MFA result before the interaction fields.
+const ADAPTIVE_MFA: &[&str] = &[
+    "adaptiveMfaResult",
+    "event",
+    "interactionEvent",
+    "createdAt",
+    "sessionId",
+    "userAgent",
+    "userId",
+    "userIp",
+    "user",
+    "application",
+];
+/// Emitted from the OIDC authorization endpoint, whose metadata is `{ ip, userAgent }`.
+const GRANT_LIMIT_EXCEEDED: &[&str] = &[
+    "event",
+    "createdAt",
+    "ip",
+    "userAgent",
+    "application",
+    "userId",
+    "applicationId",
+    "revokedGrantIds",
+    "maxAllowedGrants",
+    "preRevocationActiveGrantCount",
+];
+/// Events whose payload Logto assembles in an order of its own, not their shape's.
+const OWN_ORDER: &[(&str, &[&str])] = &[
+    ("PostSignInAdaptiveMfaTriggered", ADAPTIVE_MFA),
+    ("Grant.LimitExceeded", GRANT_LIMIT_EXCEEDED),
+];
 const USER: &[&str] = &[
     "id",
     "username",
@@ -118,11 +165,16 @@ pub fn canonicalize(event: EventName, mut fields: Payload, created_at_ms: i64) -
         fields.insert("createdAt".into(), Value::String(iso_millis(created_at_ms)));
     }
     let shape = Shape::of(event, &fields);
-    let mut out = reorder(fields, shape.order());
+    let order = OWN_ORDER
+        .iter()
+        .find(|(name, _)| *name == event.as_str())
+        .map_or(shape.order(), |(_, order)| *order);
+    let mut out = reorder(fields, order);
     let nested: &[(&str, &[&str])] = match shape {
         Shape::Interaction => &[("user", USER), ("application", APPLICATION)],
         Shape::Experience => &[("data", USER), ("application", APPLICATION)],
-        Shape::ManagementApi | Shape::Exception => &[],
+        Shape::Exception => &[("application", APPLICATION)],
+        Shape::ManagementApi => &[],
     };
     for (key, order) in nested {
         if let Some(Value::Object(inner)) = out.get_mut(*key) {
@@ -133,14 +185,31 @@ pub fn canonicalize(event: EventName, mut fields: Payload, created_at_ms: i64) -
 }
 
 fn reorder(mut fields: Payload, order: &[&str]) -> Payload {
+    let mut out = take(&mut fields, order);
+    out.extend(fields);
+    out
+}
+
+/// Moves the keys of `order` out of `fields`, in that order.
+fn take(fields: &mut Payload, order: &[&str]) -> Payload {
     let mut out = Map::with_capacity(fields.len() + 1);
     for key in order {
         if let Some(v) = fields.shift_remove(*key) {
             out.insert((*key).to_owned(), v);
         }
     }
-    out.extend(fields);
     out
+}
+
+/// A user as Logto puts one in a payload: only its user-info fields, in Logto's order, so
+/// that a caller's full user record (password hash included) never reaches a hook.
+pub fn user_info(mut user: Payload) -> Payload {
+    take(&mut user, USER)
+}
+
+/// An application as Logto puts one in a payload: `id`, `type`, `name`, `description`.
+pub fn application_info(mut application: Payload) -> Payload {
+    take(&mut application, APPLICATION)
 }
 
 /// The exact body bytes of one delivery: compact JSON, `hookId` last.
@@ -248,6 +317,94 @@ mod tests {
         );
         let data_keys: Vec<_> = p["data"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(data_keys, ["id", "username"]);
+    }
+
+    #[test]
+    fn exception_payloads_follow_the_metadata_of_where_they_happened() {
+        let keys = |name: &str, input: Value| -> Vec<String> {
+            canonicalize(event(name), fields(input), 0)
+                .keys()
+                .cloned()
+                .collect()
+        };
+        let lockout = json!({
+            "value": "a@example.com", "type": "email", "ip": "1.1.1.1", "sessionId": "s1",
+            "applicationId": "app1", "userAgent": "ua", "interactionEvent": "SignIn"
+        });
+        assert_eq!(
+            keys("Identifier.Lockout", lockout),
+            [
+                "event",
+                "createdAt",
+                "interactionEvent",
+                "userAgent",
+                "applicationId",
+                "sessionId",
+                "ip",
+                "type",
+                "value"
+            ]
+        );
+        let rate_limited = json!({"recipient": "a@example.com", "action": "VerificationCodeSend", "ip": "1.1.1.1", "userAgent": "ua"});
+        assert_eq!(
+            keys("Message.RateLimited", rate_limited),
+            [
+                "event",
+                "createdAt",
+                "userAgent",
+                "ip",
+                "action",
+                "recipient"
+            ]
+        );
+        let grant = json!({
+            "preRevocationActiveGrantCount": 3, "maxAllowedGrants": 2, "revokedGrantIds": ["g1"],
+            "applicationId": "app1", "userId": "u1", "userAgent": "ua", "ip": "1.1.1.1"
+        });
+        assert_eq!(
+            keys("Grant.LimitExceeded", grant),
+            [
+                "event",
+                "createdAt",
+                "ip",
+                "userAgent",
+                "userId",
+                "applicationId",
+                "revokedGrantIds",
+                "maxAllowedGrants",
+                "preRevocationActiveGrantCount"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_adaptive_mfa_result_comes_first_as_logto_spreads_it() {
+        let input = json!({"userId": "u1", "adaptiveMfaResult": {"requiresMfa": true}, "interactionEvent": "SignIn"});
+        let p = canonicalize(event("PostSignInAdaptiveMfaTriggered"), fields(input), 0);
+        let keys: Vec<_> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "adaptiveMfaResult",
+                "event",
+                "interactionEvent",
+                "createdAt",
+                "userId"
+            ]
+        );
+    }
+
+    #[test]
+    fn user_and_application_info_keep_only_logto_fields_in_order() {
+        let user =
+            fields(json!({"passwordEncrypted": "x", "name": null, "id": "u1", "tenantId": "t"}));
+        assert_eq!(
+            serde_json::to_string(&user_info(user)).unwrap(),
+            r#"{"id":"u1","name":null}"#
+        );
+        let app = fields(json!({"secret": "s", "name": "Web", "type": "SPA", "id": "a1"}));
+        let keys: Vec<_> = application_info(app).keys().cloned().collect();
+        assert_eq!(keys, ["id", "type", "name"]);
     }
 
     #[test]

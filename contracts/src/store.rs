@@ -34,6 +34,17 @@ pub enum StoreError {
     Config(#[from] deadpool_redis::CreatePoolError),
 }
 
+/// Why [`HookStore::update`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError<E> {
+    #[error("no such hook")]
+    NotFound,
+    #[error("change refused")]
+    Refused(E),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 #[derive(Clone)]
 pub struct HookStore {
     pool: Pool,
@@ -77,29 +88,37 @@ impl HookStore {
         Ok(())
     }
 
-    /// Changes one stored hook with optimistic locking (WATCH), so a concurrent admin edit
-    /// is not overwritten. Returns the new hook, or `None` if it does not exist.
-    pub async fn update(
+    /// Changes one stored hook with optimistic locking (WATCH), so a concurrent edit is not
+    /// overwritten. `change` may refuse (its error is returned, nothing is written).
+    pub async fn update<E>(
         &self,
         id: &HookId,
-        change: impl Fn(&mut Hook),
-    ) -> Result<Option<Hook>, StoreError> {
-        let mut conn = self.pool.get().await?;
+        change: impl Fn(&mut Hook) -> Result<(), E>,
+    ) -> Result<Hook, UpdateError<E>> {
+        let mut conn = self.pool.get().await.map_err(StoreError::from)?;
         let key = self.keys.hook(id);
         loop {
             redis::cmd("WATCH")
                 .arg(&key)
                 .query_async::<()>(&mut *conn)
-                .await?;
-            let Some(json) = conn.get::<_, Option<String>>(&key).await? else {
-                redis::cmd("UNWATCH").query_async::<()>(&mut *conn).await?;
-                return Ok(None);
+                .await
+                .map_err(StoreError::from)?;
+            let json: Option<String> = conn.get(&key).await.map_err(StoreError::from)?;
+            let hook = json.and_then(|j| serde_json::from_str::<Hook>(&j).ok());
+            let Some(mut hook) = hook else {
+                redis::cmd("UNWATCH")
+                    .query_async::<()>(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                return Err(UpdateError::NotFound);
             };
-            let Ok(mut hook) = serde_json::from_str::<Hook>(&json) else {
-                redis::cmd("UNWATCH").query_async::<()>(&mut *conn).await?;
-                return Ok(None);
-            };
-            change(&mut hook);
+            if let Err(refused) = change(&mut hook) {
+                redis::cmd("UNWATCH")
+                    .query_async::<()>(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                return Err(UpdateError::Refused(refused));
+            }
             let json = serde_json::to_string(&hook).expect("a hook always serializes");
             let done: Option<()> = redis::pipe()
                 .atomic()
@@ -108,11 +127,72 @@ impl HookStore {
                 .incr(self.keys.hooks_version(), 1)
                 .ignore()
                 .query_async(&mut *conn)
-                .await?;
+                .await
+                .map_err(StoreError::from)?;
             if done.is_some() {
-                return Ok(Some(hook));
+                return Ok(hook);
             }
         }
+    }
+
+    pub async fn get(&self, id: &HookId) -> Result<Option<Hook>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let json: Option<String> = conn.get(self.keys.hook(id)).await?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// Deletes a hook and its delivery logs; `false` if it did not exist.
+    pub async fn delete(&self, id: &HookId) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let (removed,): (u32,) = redis::pipe()
+            .atomic()
+            .del(self.keys.hook(id))
+            .zrem(self.keys.hooks_index(), id.as_str())
+            .ignore()
+            .del(self.keys.logs(id))
+            .ignore()
+            .del(self.keys.failing_since(id))
+            .ignore()
+            .incr(self.keys.hooks_version(), 1)
+            .ignore()
+            .query_async(&mut *conn)
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// One page of hooks, newest first, and the total count.
+    pub async fn page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Hook>, usize), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let total: usize = conn.zcard(self.keys.hooks_index()).await?;
+        if limit == 0 || offset >= total {
+            return Ok((Vec::new(), total));
+        }
+        let ids: Vec<String> = conn
+            .zrevrange(
+                self.keys.hooks_index(),
+                offset as isize,
+                (offset + limit - 1) as isize,
+            )
+            .await?;
+        let keys: Vec<String> = ids
+            .iter()
+            .filter_map(|id| HookId::parse(id))
+            .map(|id| self.keys.hook(&id))
+            .collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut *conn)
+            .await?;
+        let hooks = values
+            .into_iter()
+            .flatten()
+            .filter_map(|v| serde_json::from_str(&v).ok())
+            .collect();
+        Ok((hooks, total))
     }
 
     pub async fn version(&self) -> Result<u64, StoreError> {

@@ -28,7 +28,8 @@ pub const LOGTO_USER_AGENT: &str = "Logto (https://logto.io/)";
 pub struct Prepared {
     pub url: String,
     pub headers: HeaderMap,
-    pub body: Vec<u8>,
+    /// Cheap to clone: the journal keeps it after the request took it.
+    pub body: bytes::Bytes,
 }
 
 /// What came back.
@@ -40,8 +41,11 @@ pub struct Sent {
     pub response_body: Option<String>,
 }
 
-/// Renders the Logto payload for `hook` and signs it both ways, at `now_secs`.
-pub fn prepare(delivery: &Delivery, hook: &Hook, now_secs: i64) -> Prepared {
+/// Renders the Logto payload for `hook` and signs it both ways, at `now_ms`. During a key
+/// rotation's overlap `webhook-signature` carries one signature per key (Standard
+/// Webhooks' space-separated list); Logto's header uses the current key.
+pub fn prepare(delivery: &Delivery, hook: &Hook, now_ms: i64) -> Prepared {
+    let now_secs = now_ms / 1000;
     let body = payload::render(&delivery.event.payload, &hook.id);
     let webhook_id = delivery.event.id.as_str();
     let mut headers = HeaderMap::new();
@@ -57,7 +61,10 @@ pub fn prepare(delivery: &Delivery, hook: &Hook, now_secs: i64) -> Prepared {
         }
     }
     let hex = signature::logto_signature(&hook.signing_key, &body);
-    let standard = signature::standard_signature(&hook.signing_key, webhook_id, now_secs, &body);
+    let standard: Vec<String> = hook
+        .signing_keys(now_ms)
+        .map(|key| signature::standard_signature(key, webhook_id, now_secs, &body))
+        .collect();
     let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
         headers.insert(
             name,
@@ -68,11 +75,11 @@ pub fn prepare(delivery: &Delivery, hook: &Hook, now_secs: i64) -> Prepared {
     set(&mut headers, LOGTO_SIGNATURE_HEADER, &hex);
     set(&mut headers, "webhook-id", webhook_id);
     set(&mut headers, "webhook-timestamp", &now_secs.to_string());
-    set(&mut headers, "webhook-signature", &standard);
+    set(&mut headers, "webhook-signature", &standard.join(" "));
     Prepared {
         url: hook.config.url.clone(),
         headers,
-        body,
+        body: body.into(),
     }
 }
 
@@ -100,7 +107,7 @@ impl Sender {
         }
     }
 
-    pub async fn send(&self, prepared: Prepared) -> Sent {
+    pub async fn send(&self, prepared: &Prepared) -> Sent {
         let started = Instant::now();
         // Literal IP URLs never reach the resolver: check them here.
         if self.policy.check_url(&prepared.url).is_err() {
@@ -113,8 +120,8 @@ impl Sender {
         let request = self
             .client
             .post(&prepared.url)
-            .headers(prepared.headers)
-            .body(prepared.body);
+            .headers(prepared.headers.clone())
+            .body(prepared.body.clone());
         let (result, response_body) = match request.send().await {
             Ok(mut response) => {
                 let code = response.status().as_u16();
@@ -226,7 +233,7 @@ mod tests {
         let hook = input.validate(&TargetPolicy::default()).unwrap();
         let event = Event::new(EventName::parse("PostSignIn").unwrap(), Default::default());
         let delivery = Delivery::new(hook.id.clone(), event.clone());
-        let p = prepare(&delivery, &hook, 1_700_000_000);
+        let p = prepare(&delivery, &hook, 1_700_000_000_000);
         assert!(p
             .body
             .ends_with(format!(",\"hookId\":\"{}\"}}", hook.id).as_bytes()));
@@ -253,6 +260,39 @@ mod tests {
                 &p.body
             )
         );
+    }
+
+    #[test]
+    fn during_a_rotation_both_keys_sign() {
+        let input: HookInput = serde_json::from_value(serde_json::json!({
+            "events": ["PostSignIn"], "config": {"url": "https://example.com/h"}
+        }))
+        .unwrap();
+        let mut hook = input.validate(&TargetPolicy::default()).unwrap();
+        let old = hook.signing_key.clone();
+        hook.rotate_key(Duration::from_secs(60), 1_000_000);
+        let event = Event::new(EventName::parse("PostSignIn").unwrap(), Default::default());
+        let delivery = Delivery::new(hook.id.clone(), event.clone());
+        let p = prepare(&delivery, &hook, 1_000_000);
+        let header = p.headers["webhook-signature"].to_str().unwrap().to_owned();
+        let id = event.id.as_str();
+        assert_eq!(
+            header,
+            format!(
+                "{} {}",
+                signature::standard_signature(&hook.signing_key, id, 1000, &p.body),
+                signature::standard_signature(&old, id, 1000, &p.body)
+            )
+        );
+        assert_eq!(
+            p.headers[LOGTO_SIGNATURE_HEADER],
+            signature::logto_signature(&hook.signing_key, &p.body)
+        );
+        let later = prepare(&delivery, &hook, 1_000_000 + 61_000);
+        assert!(!later.headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .contains(' '));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod consumers;
+pub mod journal;
 pub mod metrics;
 pub mod outcome;
 pub mod settle;
@@ -13,7 +14,8 @@ pub mod settle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbus_contracts::config::{parse_schedule, CommonConfig};
+use hookbus_contracts::config::{parse_duration, parse_schedule, CommonConfig};
+use hookbus_contracts::logs::{self, DeliveryLogs, LogPayload, LogRecord, LoggedResponse};
 use hookbus_contracts::ops::{self, Readiness};
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::store::{self, HookCache, HookStore, StoreError};
@@ -26,7 +28,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::outcome::{Decision, Outcome, RetryPolicy};
+use crate::attempt::{Prepared, Sent};
+use crate::outcome::{AttemptResult, Decision, Outcome, RetryPolicy};
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -47,7 +50,7 @@ pub struct Config {
     #[arg(long, env = "HOOKBUS_RETRY_SCHEDULE", default_value = outcome::DEFAULT_SCHEDULE, value_parser = parse_schedule)]
     pub retry_schedule: std::vec::Vec<Duration>,
     /// Time limit of one attempt (connect, send, response).
-    #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = humantime_duration)]
+    #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
     /// Deliveries of one hook in flight in this process.
     #[arg(long, env = "HOOKBUS_HOOK_IN_FLIGHT", default_value_t = 16)]
@@ -60,13 +63,6 @@ pub struct Config {
     pub max_response_bytes: usize,
 }
 
-fn humantime_duration(s: &str) -> Result<Duration, String> {
-    parse_schedule(s)?
-        .first()
-        .copied()
-        .ok_or_else(|| "a duration is required".into())
-}
-
 /// Everything a delivery needs, shared by all consumers of the process.
 pub struct DeliverCtx {
     pub topology: Topology,
@@ -77,6 +73,7 @@ pub struct DeliverCtx {
     pub per_hook_in_flight: u16,
     pub in_flight: Semaphore,
     pub metrics: metrics::Metrics,
+    pub journal: journal::Journal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +100,8 @@ pub async fn run(
         readiness.flag("redis"),
         shutdown.clone(),
     ));
+    let logs = DeliveryLogs::new(store.pool().clone(), config.common.redis_keys());
+    let journal = journal::Journal::start(logs, metrics.logs_dropped.clone(), shutdown.clone());
     let ctx = Arc::new(DeliverCtx {
         topology: config.common.topology(),
         cache: cache.clone(),
@@ -116,6 +115,7 @@ pub async fn run(
         per_hook_in_flight: config.hook_in_flight.max(1),
         in_flight: Semaphore::new(config.in_flight.max(1)),
         metrics: metrics.clone(),
+        journal,
     });
     let consuming = readiness.flag("consuming");
     let delivering = tokio::spawn({
@@ -177,9 +177,9 @@ async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decisio
         );
     };
     let now = now_ms();
-    let prepared = attempt::prepare(&delivery, &hook, now / 1000);
+    let prepared = attempt::prepare(&delivery, &hook, now);
     ctx.metrics.in_flight.inc();
-    let sent = ctx.sender.send(prepared).await;
+    let sent = ctx.sender.send(&prepared).await;
     ctx.metrics.in_flight.dec();
     ctx.metrics
         .attempts
@@ -204,6 +204,52 @@ async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decisio
         }
         Outcome::Gone => delivery.last_error = Some("HTTP 410 Gone".into()),
     }
+    ctx.journal
+        .record(log_record(&delivery, &prepared, &sent, &outcome, now));
     let decision = ctx.policy.decide(&outcome, delivery.attempts);
     (delivery, decision)
+}
+
+/// The attempt as Logto logs it (`TriggerHook.<event>`), for `recent-logs`.
+fn log_record(
+    delivery: &Delivery,
+    prepared: &Prepared,
+    sent: &Sent,
+    outcome: &Outcome,
+    now: i64,
+) -> LogRecord {
+    let key = format!("TriggerHook.{}", delivery.event.name);
+    let response = match (&sent.result, &sent.response_body) {
+        (AttemptResult::Status { code, .. }, body) => Some(LoggedResponse {
+            status_code: *code,
+            body: logs::logged_response(body.as_deref().unwrap_or("")),
+        }),
+        (AttemptResult::Failed(_), _) => None,
+    };
+    LogRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        key: key.clone(),
+        payload: LogPayload {
+            key,
+            result: if *outcome == Outcome::Delivered {
+                "Success"
+            } else {
+                "Error"
+            }
+            .into(),
+            hook_id: delivery.hook_id.clone(),
+            hook_request: logs::HookRequest {
+                body: logs::logged_body(&prepared.body),
+            },
+            response,
+            error: delivery
+                .last_error
+                .clone()
+                .filter(|_| *outcome != Outcome::Delivered),
+            webhook_id: delivery.event.id.to_string(),
+            attempt: delivery.attempts,
+            duration_ms: sent.duration.as_millis() as u64,
+        },
+        created_at: now,
+    }
 }

@@ -1,7 +1,7 @@
 //! The deliverer's metrics, registered on a registry it owns (no globals). Label sets are
 //! bounded: outcomes and result classes, never an event or hook id.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -19,6 +19,8 @@ pub struct Metrics {
     pub consumers: IntGauge,
     /// Hooks disabled because their endpoint answered 410.
     pub hooks_disabled: IntCounterVec,
+    /// Delivery log records dropped because Redis could not keep up.
+    pub logs_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -70,6 +72,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let logs_dropped = IntCounter::new(
+            "hookbus_delivery_logs_dropped_total",
+            "Delivery log records dropped because Redis could not keep up",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(logs_dropped.clone()))
+            .expect("unique metric");
         registry
             .register(Box::new(deliveries.clone()))
             .expect("unique metric");
@@ -100,6 +110,7 @@ impl Metrics {
             in_flight,
             consumers,
             hooks_disabled,
+            logs_dropped,
         }
     }
 }

@@ -132,7 +132,14 @@ pub async fn park_unreadable(
 }
 
 async fn disable(ctx: &DeliverCtx, hook: &HookId, reason: &str) {
-    match ctx.store.update(hook, |h| h.enabled = false).await {
+    let disabled = ctx
+        .store
+        .update(hook, |h| {
+            h.enabled = false;
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .await;
+    match disabled {
         Ok(_) => {
             tracing::warn!(hook_id = %hook, %reason, "hook disabled");
             ctx.metrics

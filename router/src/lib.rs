@@ -1,18 +1,23 @@
-//! hookbus router: fans each event out to the per-hook queues of the hooks that want it.
+//! hookbus router: fans each event out to the per-hook queues of the hooks that want it,
+//! and serves the admin API.
 //!
 //! - [`consume`]: consume → decide → publish → settle, with the connection supervisor.
 //! - [`plan`]: the pure routing decision.
-//! - [`api`]: the admin API (`/api/hooks`).
+//! - [`api`]: Logto's hooks API and dead letters, under `/api/hooks`.
+//! - [`dead_letters`]: listing and replaying dead letters (API and command line).
 //! - [`run`]: the `router` process: routing, admin API, `/healthz`, `/readyz`, `/metrics`.
 
 pub mod api;
 pub mod consume;
+pub mod dead_letters;
 pub mod metrics;
 pub mod plan;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use hookbus_contracts::config::CommonConfig;
+use hookbus_contracts::config::{parse_duration, CommonConfig};
+use hookbus_contracts::logs::DeliveryLogs;
 use hookbus_contracts::ops::{self, Readiness};
 use hookbus_contracts::store::{self, HookCache, HookStore, StoreError};
 use tokio::net::TcpListener;
@@ -35,6 +40,47 @@ pub struct Config {
     /// Events routed concurrently (the events channel's prefetch).
     #[arg(long, env = "HOOKBUS_ROUTER_PREFETCH", default_value_t = 256)]
     pub prefetch: u16,
+    /// How long a rotated signing key keeps signing beside the new one.
+    #[arg(long, env = "HOOKBUS_KEY_ROTATION_OVERLAP", default_value = "24h", value_parser = parse_duration)]
+    pub key_rotation_overlap: Duration,
+    /// Time limit of a `POST /api/hooks/:id/test` attempt.
+    #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub attempt_timeout: Duration,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Operator tasks; with none, `router` runs the service.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Inspect and replay a hook's dead letters.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum DeadLetterCommand {
+    /// Print a hook's dead letters, oldest first, as JSON lines.
+    List {
+        #[arg(long)]
+        hook: String,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Move a hook's dead letters back to its queue.
+    Replay {
+        #[arg(long)]
+        hook: String,
+        /// Only these events (repeatable).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Dead-lettered at or after (epoch ms).
+        #[arg(long)]
+        since: Option<i64>,
+        /// Dead-lettered at or before (epoch ms).
+        #[arg(long)]
+        until: Option<i64>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +101,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let token: Arc<str> = config
         .admin_token
+        .clone()
         .filter(|t| !t.is_empty())
         .ok_or(RunError::NoToken)?
         .into();
@@ -70,7 +117,6 @@ pub async fn run(
     ));
     tokio::spawn(export_cache_metrics(cache.clone(), metrics.clone()));
 
-    let admin_cache = cache.clone();
     let ctx = Arc::new(consume::RouterCtx {
         topology: config.common.topology(),
         cache: cache.clone(),
@@ -79,7 +125,11 @@ pub async fn run(
     });
     let consuming = readiness.flag("consuming");
     let routing = tokio::spawn({
-        let (shutdown, amqp_url) = (shutdown.clone(), config.common.amqp_url.clone());
+        let (shutdown, amqp_url, cache) = (
+            shutdown.clone(),
+            config.common.amqp_url.clone(),
+            cache.clone(),
+        );
         async move {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -90,9 +140,18 @@ pub async fn run(
     });
 
     let admin = api::AdminState {
+        logs: DeliveryLogs::new(store.pool().clone(), config.common.redis_keys()),
         store,
-        cache: admin_cache,
+        cache,
         policy: config.common.target_policy(),
+        topology: config.common.topology(),
+        amqp_url: config.common.amqp_url.clone(),
+        key_overlap: config.key_rotation_overlap,
+        sender: hookbus_deliverer::attempt::Sender::new(
+            config.common.target_policy(),
+            config.attempt_timeout,
+            4096,
+        ),
     };
     let app = ops::routes(metrics.registry.clone(), readiness).merge(api::routes(admin, token));
     tracing::info!(addr = %listener.local_addr()?, "router listening");
@@ -110,4 +169,59 @@ async fn export_cache_metrics(cache: HookCache, metrics: metrics::Metrics) {
             .cache_loaded
             .set((hookbus_contracts::payload::now_ms() / 1000) as i64);
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("`{0}` is not a hook id")]
+    HookId(String),
+    #[error(transparent)]
+    Event(#[from] hookbus_contracts::catalogue::UnknownEvent),
+    #[error("RabbitMQ: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error(transparent)]
+    DeadLetters(#[from] dead_letters::DeadLetterError),
+}
+
+/// Runs an operator command against the broker; prints its result on stdout.
+pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(), CommandError> {
+    let Command::DeadLetters(command) = command;
+    let topology = common.topology();
+    let hook_of = |id: &str| {
+        hookbus_contracts::HookId::parse(id).ok_or_else(|| CommandError::HookId(id.into()))
+    };
+    let conn = hookbus_contracts::broker::connect(&common.amqp_url, "hookbus-router-cli").await?;
+    match command {
+        DeadLetterCommand::List { hook, limit } => {
+            let (letters, total) =
+                dead_letters::list(&conn, &topology, &hook_of(hook)?, 0, *limit).await?;
+            for letter in letters {
+                println!(
+                    "{}",
+                    serde_json::to_string(&letter).expect("a dead letter serializes")
+                );
+            }
+            eprintln!("{total} dead letters");
+        }
+        DeadLetterCommand::Replay {
+            hook,
+            events,
+            since,
+            until,
+        } => {
+            let events = events
+                .iter()
+                .map(|e| hookbus_contracts::EventName::parse(e))
+                .collect::<Result<Vec<_>, _>>()?;
+            let filter = dead_letters::ReplayFilter {
+                events: (!events.is_empty()).then_some(events),
+                since: *since,
+                until: *until,
+            };
+            let replayed = dead_letters::replay(&conn, &topology, &hook_of(hook)?, &filter).await?;
+            println!("{}", serde_json::json!({"replayed": replayed}));
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! `router`: parses configuration, sets up logs and signals, runs the router.
+//! `router`: parses configuration, sets up logs and signals, runs the router (or, with a
+//! subcommand, an operator task such as `router dead-letters replay --hook ID`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -8,6 +9,11 @@ use hookbus_contracts::ops;
 async fn main() -> anyhow::Result<()> {
     ops::init_tracing();
     let config = hookbus_router::Config::parse();
+    if let Some(command) = &config.command {
+        return hookbus_router::run_command(&config.common, command)
+            .await
+            .context("router command");
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

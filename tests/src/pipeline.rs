@@ -90,6 +90,9 @@ pub async fn start_router(prefix: &str) -> Service {
         listen: String::new(),
         admin_token: Some(ADMIN_TOKEN.into()),
         prefetch: 256,
+        key_rotation_overlap: Duration::from_secs(3600),
+        attempt_timeout: Duration::from_secs(2),
+        command: None,
     };
     spawn("router", move |l, s| hookbus_router::run(config, l, s)).await
 }

@@ -1,0 +1,227 @@
+//! Delivery logs and execution stats, in Redis, for Logto's `recent-logs` and
+//! `executionStats`.
+//!
+//! One record per attempt goes into the hook's sorted set, scored by time; each write trims
+//! the set to the last 24 hours and to [`LOGS_PER_HOOK`] records, and bodies are cut to a
+//! bound, so one hook's logs stay bounded whatever its traffic. Stats are counters in
+//! hourly hashes that expire after a day: `executionStats` sums 24 small hashes instead of
+//! scanning records.
+
+use deadpool_redis::redis::{self, AsyncCommands};
+use deadpool_redis::Pool;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::ids::HookId;
+use crate::keys::RedisKeys;
+use crate::store::StoreError;
+
+pub const LOGS_PER_HOOK: isize = 500;
+pub const LOG_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// A request body larger than this is logged as a truncated string.
+pub const MAX_LOGGED_REQUEST_BYTES: usize = 16 * 1024;
+pub const MAX_LOGGED_RESPONSE_BYTES: usize = 4 * 1024;
+const HOUR_MS: i64 = 3600 * 1000;
+
+/// One attempt, in Logto's log shape (plus hookbus's `webhookId`, `attempt`, `durationMs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogRecord {
+    pub id: String,
+    /// `TriggerHook.<event>`.
+    pub key: String,
+    pub payload: LogPayload,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPayload {
+    pub key: String,
+    /// `Success` or `Error`.
+    pub result: String,
+    pub hook_id: HookId,
+    pub hook_request: HookRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<LoggedResponse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub webhook_id: String,
+    pub attempt: u32,
+    pub duration_ms: u64,
+}
+
+/// The request body is kept as the JSON text that was sent: logging it costs no parse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HookRequest {
+    pub body: Box<RawValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedResponse {
+    pub status_code: u16,
+    pub body: String,
+}
+
+impl LogRecord {
+    pub fn is_success(&self) -> bool {
+        self.payload.result == "Success"
+    }
+}
+
+/// The request body as logged: the JSON itself when small, else a string of its first bytes.
+pub fn logged_body(body: &[u8]) -> Box<RawValue> {
+    if body.len() <= MAX_LOGGED_REQUEST_BYTES {
+        let raw = std::str::from_utf8(body)
+            .ok()
+            .and_then(|s| RawValue::from_string(s.to_owned()).ok());
+        if let Some(raw) = raw {
+            return raw;
+        }
+    }
+    let cut = &body[..body.len().min(MAX_LOGGED_REQUEST_BYTES)];
+    let text = format!("{}… ({} bytes)", String::from_utf8_lossy(cut), body.len());
+    RawValue::from_string(serde_json::to_string(&text).expect("a string serializes"))
+        .expect("a JSON string")
+}
+
+/// A response body cut to [`MAX_LOGGED_RESPONSE_BYTES`] on a character boundary.
+pub fn logged_response(body: &str) -> String {
+    let mut end = body.len().min(MAX_LOGGED_RESPONSE_BYTES);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    body[..end].to_owned()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStats {
+    pub request_count: u64,
+    pub success_count: u64,
+}
+
+/// A `recent-logs` query: a time window, an optional `logKey`, a page.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub log_key: Option<String>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Clone)]
+pub struct DeliveryLogs {
+    pool: Pool,
+    keys: RedisKeys,
+}
+
+impl DeliveryLogs {
+    pub fn new(pool: Pool, keys: RedisKeys) -> DeliveryLogs {
+        DeliveryLogs { pool, keys }
+    }
+
+    /// Stores attempts' records and counts them, in one round trip.
+    pub async fn record_all(&self, records: &[LogRecord]) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let mut pipe = redis::pipe();
+        for record in records {
+            let hook = &record.payload.hook_id;
+            let logs = self.keys.logs(hook);
+            let stats = self.keys.stats(hook, record.created_at.div_euclid(HOUR_MS));
+            let json = serde_json::to_string(record).expect("a log record always serializes");
+            pipe.zadd(&logs, json, record.created_at)
+                .ignore()
+                .zrembyscore(&logs, "-inf", record.created_at - LOG_WINDOW_MS)
+                .ignore()
+                .zremrangebyrank(&logs, 0, -(LOGS_PER_HOOK + 1))
+                .ignore()
+                .pexpire(&logs, LOG_WINDOW_MS + HOUR_MS)
+                .ignore()
+                .hincr(&stats, "requests", 1)
+                .ignore();
+            if record.is_success() {
+                pipe.hincr(&stats, "successes", 1).ignore();
+            }
+            pipe.pexpire(&stats, LOG_WINDOW_MS + HOUR_MS).ignore();
+        }
+        pipe.query_async::<()>(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Records of a hook in the query's window, newest first, and how many matched.
+    pub async fn recent(
+        &self,
+        hook: &HookId,
+        query: &LogQuery,
+    ) -> Result<(Vec<LogRecord>, usize), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let raw: Vec<String> = conn
+            .zrevrangebyscore(self.keys.logs(hook), query.end_ms, query.start_ms)
+            .await?;
+        let matching: Vec<LogRecord> = raw
+            .iter()
+            .filter_map(|r| serde_json::from_str::<LogRecord>(r).ok())
+            .filter(|r| query.log_key.as_ref().is_none_or(|k| &r.key == k))
+            .collect();
+        let total = matching.len();
+        Ok((
+            matching
+                .into_iter()
+                .skip(query.offset)
+                .take(query.limit)
+                .collect(),
+            total,
+        ))
+    }
+
+    /// Requests and successes of each hook over the last 24 hourly buckets.
+    pub async fn stats(
+        &self,
+        hooks: &[HookId],
+        now_ms: i64,
+    ) -> Result<Vec<ExecutionStats>, StoreError> {
+        if hooks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool.get().await?;
+        let hour = now_ms.div_euclid(HOUR_MS);
+        let mut pipe = redis::pipe();
+        for hook in hooks {
+            for h in hour - 23..=hour {
+                pipe.cmd("HMGET")
+                    .arg(self.keys.stats(hook, h))
+                    .arg("requests")
+                    .arg("successes");
+            }
+        }
+        let buckets: Vec<(Option<u64>, Option<u64>)> = pipe.query_async(&mut *conn).await?;
+        Ok(buckets
+            .chunks(24)
+            .map(|hours| ExecutionStats {
+                request_count: hours.iter().map(|(r, _)| r.unwrap_or(0)).sum(),
+                success_count: hours.iter().map(|(_, s)| s.unwrap_or(0)).sum(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_bodies_are_bounded() {
+        assert_eq!(logged_body(br#"{"a":1}"#).get(), r#"{"a":1}"#);
+        let big = vec![b'x'; MAX_LOGGED_REQUEST_BYTES + 10];
+        let cut: serde_json::Value = serde_json::from_str(logged_body(&big).get()).unwrap();
+        assert!(
+            cut.as_str().unwrap().len() < MAX_LOGGED_REQUEST_BYTES + 40,
+            "a big body is cut to a string"
+        );
+        let response = "é".repeat(MAX_LOGGED_RESPONSE_BYTES);
+        assert!(logged_response(&response).len() <= MAX_LOGGED_RESPONSE_BYTES);
+    }
+}

@@ -1,0 +1,68 @@
+//! The delivery journal: one log record per attempt, written to Redis off the hot path.
+//!
+//! Attempts hand their record to a bounded channel and move on; one task drains it in
+//! batches into a single Redis pipeline. Logs are for people, not for delivery guarantees:
+//! when Redis is slow and the channel is full, a record is dropped and counted
+//! (`hookbus_delivery_logs_dropped_total`) rather than slowing deliveries down.
+
+use std::time::Duration;
+
+use hookbus_contracts::logs::{DeliveryLogs, LogRecord};
+use prometheus::IntCounter;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const CAPACITY: usize = 8192;
+const BATCH: usize = 256;
+
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::Sender<LogRecord>,
+    dropped: IntCounter,
+}
+
+impl Journal {
+    /// The journal and the task that writes it; the task ends once `shutdown` fired and the
+    /// channel is drained.
+    pub fn start(logs: DeliveryLogs, dropped: IntCounter, shutdown: CancellationToken) -> Journal {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        tokio::spawn(write(logs, rx, shutdown));
+        Journal { tx, dropped }
+    }
+
+    pub fn record(&self, record: LogRecord) {
+        if self.tx.try_send(record).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+async fn write(logs: DeliveryLogs, mut rx: mpsc::Receiver<LogRecord>, shutdown: CancellationToken) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => n,
+            _ = shutdown.cancelled() => {
+                // Take what is queued now, write it, and stop.
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = logs.record_all(&batch).await;
+                }
+                return;
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        if let Err(err) = logs.record_all(&batch).await {
+            tracing::warn!(error = %err, records = batch.len(), "delivery logs not written");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        batch.clear();
+    }
+}

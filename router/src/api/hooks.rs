@@ -1,0 +1,172 @@
+//! `/api/hooks` and `/api/hooks/:id`: Logto's hook CRUD, and signing-key rotation.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::Json;
+use hookbus_contracts::hook::{HookError, HookInput, HookPatch};
+use hookbus_contracts::http::ApiError;
+use hookbus_contracts::payload::now_ms;
+use hookbus_contracts::{Hook, HookId};
+use lapin::options::QueueDeleteOptions;
+use serde_json::Value;
+
+use super::{hook_id, invalid, not_found, store_unavailable, truthy, update_error, Page, Shared};
+
+/// Queues of a deleted hook are removed after deliverers had time to stop consuming them,
+/// so that none of them re-declares the queue in the meantime.
+const QUEUE_REMOVAL_DELAY: Duration = Duration::from_secs(2);
+
+fn hook_error(err: HookError) -> ApiError {
+    ApiError::bad_request(err.code(), err.to_string())
+}
+
+fn json_error(err: JsonRejection) -> ApiError {
+    invalid(err.body_text())
+}
+
+/// Hooks as the API shows them, with `executionStats` when asked for.
+async fn shown(state: &Shared, hooks: &[Hook], with_stats: bool) -> Result<Vec<Value>, ApiError> {
+    let mut shown: Vec<Value> = hooks
+        .iter()
+        .map(|h| serde_json::to_value(h.for_api()).expect("a hook always serializes"))
+        .collect();
+    if with_stats {
+        let ids: Vec<HookId> = hooks.iter().map(|h| h.id.clone()).collect();
+        let stats = state
+            .logs
+            .stats(&ids, now_ms())
+            .await
+            .map_err(store_unavailable)?;
+        for (value, stats) in shown.iter_mut().zip(stats) {
+            value["executionStats"] = serde_json::to_value(stats).expect("stats serialize");
+        }
+    }
+    Ok(shown)
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
+    let (hooks, headers) = match Page::from_query(&query)? {
+        Some(page) => {
+            let (hooks, total) = state
+                .store
+                .page(page.offset(), page.size)
+                .await
+                .map_err(store_unavailable)?;
+            (hooks, page.headers(total, &uri))
+        }
+        None => (
+            state.store.load_all().await.map_err(store_unavailable)?,
+            HeaderMap::new(),
+        ),
+    };
+    let body = shown(&state, &hooks, truthy(&query, "includeExecutionStats")).await?;
+    Ok((headers, Json(body)))
+}
+
+pub async fn create(
+    State(state): State<Shared>,
+    body: Result<Json<HookInput>, JsonRejection>,
+) -> Result<(StatusCode, Json<Hook>), ApiError> {
+    let Json(input) = body.map_err(json_error)?;
+    let hook = input.validate(&state.policy).map_err(hook_error)?;
+    state.store.insert(&hook).await.map_err(store_unavailable)?;
+    state.refresh_cache().await;
+    tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
+    Ok((StatusCode::CREATED, Json(hook.for_api())))
+}
+
+pub async fn get_one(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let hook = state
+        .store
+        .get(&hook_id(&id)?)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or_else(|| not_found(&id))?;
+    let mut shown = shown(&state, &[hook], truthy(&query, "includeExecutionStats")).await?;
+    Ok(Json(shown.remove(0)))
+}
+
+pub async fn update(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Json<HookPatch>, JsonRejection>,
+) -> Result<Json<Hook>, ApiError> {
+    let Json(patch) = body.map_err(json_error)?;
+    let hook = state
+        .store
+        .update(&hook_id(&id)?, |hook| {
+            patch.apply(hook, &state.policy).map_err(hook_error)
+        })
+        .await
+        .map_err(|e| update_error(&id, e))?;
+    state.refresh_cache().await;
+    tracing::info!(hook_id = %hook.id, enabled = hook.enabled, "hook updated");
+    Ok(Json(hook.for_api()))
+}
+
+pub async fn rotate_key(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Hook>, ApiError> {
+    let overlap = state.key_overlap;
+    let hook = state
+        .store
+        .update(&hook_id(&id)?, |hook| {
+            hook.rotate_key(overlap, now_ms());
+            Ok::<(), ApiError>(())
+        })
+        .await
+        .map_err(|e| update_error(&id, e))?;
+    state.refresh_cache().await;
+    tracing::info!(hook_id = %hook.id, overlap = ?overlap, "signing key rotated");
+    Ok(Json(hook.for_api()))
+}
+
+/// Deletes the hook, its logs, and (shortly after) its queue and dead letters: pending
+/// deliveries of a deleted hook are dropped, never sent to its old URL.
+pub async fn delete(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let hook = hook_id(&id)?;
+    if !state.store.delete(&hook).await.map_err(store_unavailable)? {
+        return Err(not_found(&id));
+    }
+    state.refresh_cache().await;
+    tokio::spawn(remove_queues(state.clone(), hook.clone()));
+    tracing::info!(hook_id = %hook, "hook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_queues(state: Shared, hook: HookId) {
+    tokio::time::sleep(QUEUE_REMOVAL_DELAY).await;
+    let removed = async {
+        let conn =
+            hookbus_contracts::broker::connect(&state.amqp_url, "hookbus-router-admin").await?;
+        let ch = conn.create_channel().await?;
+        for queue in [
+            state.topology.hook_queue(&hook),
+            state.topology.dead_queue(&hook),
+        ] {
+            ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        conn.close(200, "done".into()).await
+    }
+    .await;
+    if let Err(err) = removed {
+        tracing::warn!(hook_id = %hook, error = %err, "queues of a deleted hook not removed");
+    }
+}

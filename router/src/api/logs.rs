@@ -1,0 +1,55 @@
+//! `GET /api/hooks/:id/recent-logs`: one record per delivery attempt, newest first, over
+//! the last 24 hours by default, filtered by `logKey`, `start_time`, `end_time` (epoch ms).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Uri};
+use axum::Json;
+use hookbus_contracts::http::ApiError;
+use hookbus_contracts::logs::{LogQuery, LogRecord, LOG_WINDOW_MS};
+use hookbus_contracts::payload::now_ms;
+
+use super::{hook_id, invalid, not_found, store_unavailable, Page, Shared};
+
+pub async fn recent(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Result<(HeaderMap, Json<Vec<LogRecord>>), ApiError> {
+    let hook = hook_id(&id)?;
+    state
+        .store
+        .get(&hook)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or_else(|| not_found(&id))?;
+    let page = Page::from_query(&query)?.unwrap_or(Page {
+        number: 1,
+        size: Page::DEFAULT_SIZE,
+    });
+    let now = now_ms();
+    let time = |key: &str, default: i64| {
+        query
+            .get(key)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| invalid(format!("`{key}` must be epoch milliseconds")))
+            })
+            .unwrap_or(Ok(default))
+    };
+    let log_query = LogQuery {
+        start_ms: time("start_time", now - LOG_WINDOW_MS)?,
+        end_ms: time("end_time", now)?,
+        log_key: query.get("logKey").cloned(),
+        offset: page.offset(),
+        limit: page.size,
+    };
+    let (records, total) = state
+        .logs
+        .recent(&hook, &log_query)
+        .await
+        .map_err(store_unavailable)?;
+    Ok((page.headers(total, &uri), Json(records)))
+}

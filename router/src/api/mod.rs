@@ -1,0 +1,241 @@
+//! The admin API on the router: Logto's hooks Management API under `/api/hooks`, plus
+//! dead letters. Shapes, status codes and error codes follow Logto
+//! (`../shared/spec/logto-wire.md`); every route needs `Authorization: Bearer
+//! $HOOKBUS_ADMIN_TOKEN`.
+//!
+//! - [`hooks`]: list, create, get, patch, delete, rotate the signing key.
+//! - [`logs`]: `recent-logs`; [`testing`]: `POST /api/hooks/:id/test`.
+//! - [`dead_letters`]: list and replay a hook's dead letters.
+
+mod dead_letters;
+mod hooks;
+mod logs;
+mod testing;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, patch, post};
+use axum::Router;
+use hookbus_contracts::http::{require_bearer, ApiError, BearerToken};
+use hookbus_contracts::logs::DeliveryLogs;
+use hookbus_contracts::store::{HookCache, HookStore, StoreError, UpdateError};
+use hookbus_contracts::target::TargetPolicy;
+use hookbus_contracts::topology::Topology;
+use hookbus_contracts::HookId;
+use hookbus_deliverer::attempt::Sender;
+
+/// What the admin API needs, shared by its handlers.
+pub struct AdminState {
+    pub store: HookStore,
+    /// This router's routing cache: refreshed before a change is acknowledged, so an event
+    /// published after the answer is routed by the new configuration (other processes see
+    /// it within the refresh period).
+    pub cache: HookCache,
+    pub logs: DeliveryLogs,
+    pub policy: TargetPolicy,
+    pub topology: Topology,
+    pub amqp_url: String,
+    /// How long a rotated signing key keeps signing beside the new one.
+    pub key_overlap: Duration,
+    /// Sends `POST /test` payloads, through the same guarded client as deliveries.
+    pub sender: Sender,
+}
+
+pub type Shared = Arc<AdminState>;
+
+pub fn routes(state: AdminState, token: Arc<str>) -> Router {
+    Router::new()
+        .route("/api/hooks", get(hooks::list).post(hooks::create))
+        .route(
+            "/api/hooks/{id}",
+            get(hooks::get_one)
+                .patch(hooks::update)
+                .delete(hooks::delete),
+        )
+        .route("/api/hooks/{id}/signing-key", patch(hooks::rotate_key))
+        .route("/api/hooks/{id}/recent-logs", get(logs::recent))
+        .route("/api/hooks/{id}/test", post(testing::test))
+        .route("/api/hooks/{id}/dead-letters", get(dead_letters::list))
+        .route(
+            "/api/hooks/{id}/dead-letters/replay",
+            post(dead_letters::replay),
+        )
+        .with_state(Arc::new(state))
+        .route_layer(from_fn_with_state(BearerToken(token), require_bearer))
+}
+
+impl AdminState {
+    /// Makes this router route by the configuration just written.
+    async fn refresh_cache(&self) {
+        if let Err(err) = self.cache.reload(&self.store).await {
+            tracing::warn!(error = %err, "change stored; this router will see it at its next refresh");
+        }
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "entity.not_exists_with_id",
+        format!("The entity with id `{id}` does not exist."),
+    )
+}
+
+fn store_unavailable(err: StoreError) -> ApiError {
+    tracing::warn!(error = %err, "hook store unavailable");
+    ApiError::unavailable("the hook store is unavailable; nothing was changed")
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("guard.invalid_input", message)
+}
+
+fn update_error(id: &str, err: UpdateError<ApiError>) -> ApiError {
+    match err {
+        UpdateError::NotFound => not_found(id),
+        UpdateError::Refused(err) => err,
+        UpdateError::Store(err) => store_unavailable(err),
+    }
+}
+
+/// A hook id from the path; one that cannot exist is simply not found.
+fn hook_id(id: &str) -> Result<HookId, ApiError> {
+    HookId::parse(id).ok_or_else(|| not_found(id))
+}
+
+/// Logto's truthy query values (`includeExecutionStats=true|1|yes`).
+fn truthy(query: &HashMap<String, String>, key: &str) -> bool {
+    query
+        .get(key)
+        .is_some_and(|v| matches!(v.as_str(), "" | "1" | "true" | "yes" | "y"))
+}
+
+/// A page requested with Logto's `page` (from 1) and `page_size` (default 20, at most 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Page {
+    number: usize,
+    size: usize,
+}
+
+impl Page {
+    const DEFAULT_SIZE: usize = 20;
+    const MAX_SIZE: usize = 100;
+
+    /// `None` when the query asks for no page.
+    fn from_query(query: &HashMap<String, String>) -> Result<Option<Page>, ApiError> {
+        if !query.contains_key("page") && !query.contains_key("page_size") {
+            return Ok(None);
+        }
+        let number = parse_positive(query, "page")?.unwrap_or(1);
+        let size = parse_positive(query, "page_size")?.unwrap_or(Self::DEFAULT_SIZE);
+        if size > Self::MAX_SIZE {
+            return Err(invalid(format!(
+                "`page_size` must be at most {}",
+                Self::MAX_SIZE
+            )));
+        }
+        Ok(Some(Page { number, size }))
+    }
+
+    fn offset(self) -> usize {
+        (self.number - 1) * self.size
+    }
+
+    /// `Total-Number` and `Link` (first, prev, next, last), as Logto's paginated lists.
+    fn headers(self, total: usize, uri: &Uri) -> HeaderMap {
+        let last = total.div_ceil(self.size).max(1);
+        let link = |page: usize, rel: &str| {
+            format!("<{}>; rel=\"{rel}\"", with_page(uri, page, self.size))
+        };
+        let mut links = vec![link(1, "first")];
+        if self.number > 1 {
+            links.push(link(self.number - 1, "prev"));
+        }
+        if self.number < last {
+            links.push(link(self.number + 1, "next"));
+        }
+        links.push(link(last, "last"));
+        let mut headers = HeaderMap::new();
+        headers.insert("total-number", HeaderValue::from(total));
+        if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+            headers.insert("link", v);
+        }
+        headers
+    }
+}
+
+fn parse_positive(query: &HashMap<String, String>, key: &str) -> Result<Option<usize>, ApiError> {
+    query
+        .get(key)
+        .map(|v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| invalid(format!("`{key}` must be a positive integer")))
+        })
+        .transpose()
+}
+
+/// `uri` with its `page` and `page_size` replaced.
+fn with_page(uri: &Uri, page: usize, size: usize) -> String {
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("page=") && !kv.starts_with("page_size="))
+        .collect();
+    let mut query = kept.join("&");
+    if !query.is_empty() {
+        query.push('&');
+    }
+    format!("{}?{query}page={page}&page_size={size}", uri.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn pages_follow_logto() {
+        assert_eq!(Page::from_query(&query(&[])).unwrap(), None);
+        assert_eq!(
+            Page::from_query(&query(&[("page", "2")])).unwrap(),
+            Some(Page {
+                number: 2,
+                size: 20
+            })
+        );
+        assert!(Page::from_query(&query(&[("page_size", "101")])).is_err());
+        assert!(Page::from_query(&query(&[("page", "0")])).is_err());
+        assert!(Page::from_query(&query(&[("page", "x")])).is_err());
+    }
+
+    #[test]
+    fn link_headers_name_first_prev_next_last() {
+        let uri: Uri = "/api/hooks?includeExecutionStats=1&page=2&page_size=2"
+            .parse()
+            .unwrap();
+        let headers = Page { number: 2, size: 2 }.headers(5, &uri);
+        assert_eq!(headers["total-number"], "5");
+        assert_eq!(
+            headers["link"],
+            concat!(
+                "</api/hooks?includeExecutionStats=1&page=1&page_size=2>; rel=\"first\", ",
+                "</api/hooks?includeExecutionStats=1&page=1&page_size=2>; rel=\"prev\", ",
+                "</api/hooks?includeExecutionStats=1&page=3&page_size=2>; rel=\"next\", ",
+                "</api/hooks?includeExecutionStats=1&page=3&page_size=2>; rel=\"last\""
+            )
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! `POST /api/hooks/:id/test`: sends one test payload per event to the given endpoint,
+//! signed with the hook's key, there and then, and reports the endpoint's answer with
+//! Logto's error codes. The request goes through the deliverers' guarded client.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookbus_contracts::hook::{validate_config, HookConfig};
+use hookbus_contracts::http::ApiError;
+use hookbus_contracts::payload::{now_ms, Payload};
+use hookbus_contracts::{Delivery, Event, EventKind, EventName};
+use hookbus_deliverer::attempt::prepare;
+use hookbus_deliverer::outcome::AttemptResult;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{hook_id, invalid, not_found, store_unavailable, Shared};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    events: Vec<EventName>,
+    config: HookConfig,
+}
+
+pub async fn test(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Json<TestRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(request) = body.map_err(|e| invalid(e.body_text()))?;
+    let hook = state
+        .store
+        .get(&hook_id(&id)?)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or_else(|| not_found(&id))?;
+    validate_config(&request.config, &state.policy)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let mut probe = hook.clone();
+    probe.config = request.config;
+    for event in request.events {
+        let delivery = Delivery::new(hook.id.clone(), Event::new(event, test_payload(event)));
+        let sent = state
+            .sender
+            .send(&prepare(&delivery, &probe, now_ms()))
+            .await;
+        match sent.result {
+            AttemptResult::Status {
+                code: 200..=299, ..
+            } => {}
+            AttemptResult::Status { code, .. } => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "hook.endpoint_responded_with_error",
+                    format!("The endpoint responded with an error (HTTP {code})."),
+                )
+                .with_data(json!({"responseStatus": code, "responseBody": sent.response_body.unwrap_or_default()})));
+            }
+            AttemptResult::Failed(failure) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "hook.send_test_payload_failed",
+                    format!(
+                        "Failed to send the test payload: {} error.",
+                        failure.label()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Fake values in the shape of the event's real payload, as Logto's test payloads.
+fn test_payload(event: EventName) -> Payload {
+    let fields = match event.kind() {
+        EventKind::Interaction => json!({
+            "interactionEvent": match event.as_str() {
+                "PostRegister" => "Register",
+                "PostResetPassword" => "ForgotPassword",
+                _ => "SignIn",
+            },
+            "sessionId": "fake-session-id",
+            "userAgent": "fake-user-agent",
+            "userId": "fake-user-id",
+            "userIp": "fake-user-ip",
+            "user": {"id": "fake-user-id", "username": "fake-user", "primaryEmail": "fake-user@fake-service.com", "name": "Fake User"},
+            "application": {"id": "fake-spa-application-id", "type": "SPA", "name": "Fake Application"},
+        }),
+        EventKind::Data => json!({
+            "userAgent": "fake-user-agent",
+            "ip": "fake-ip",
+            "path": "/fake-path/:id",
+            "method": "POST",
+            "status": 200,
+            "params": {"id": "fake-id"},
+            "matchedRoute": "/fake-path/:id",
+            "data": {"result": "success"},
+        }),
+        EventKind::Exception => json!({"userAgent": "fake-user-agent", "ip": "fake-ip"}),
+    };
+    fields.as_object().cloned().unwrap_or_default()
+}

@@ -1,0 +1,219 @@
+//! A hook's dead letters: listing them and replaying them, for the admin API and the
+//! `router dead-letters` command.
+//!
+//! RabbitMQ has no "peek": listing takes messages without acking them and then closes its
+//! channel, which hands them all back to the queue in their order. Replay moves a message
+//! by publishing it to the hook's queue (a fresh delivery, attempts reset), waiting for the
+//! confirm, then acking the dead letter: a crash in the middle leaves it in the dead letters
+//! or, at worst, in both places (a duplicate), never in neither.
+
+use hookbus_contracts::broker::{self, PublishError};
+use hookbus_contracts::topology::Topology;
+use hookbus_contracts::{Delivery, EventName, HookId};
+use lapin::message::BasicGetMessage;
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Header the deliverer puts on a dead letter: why it died.
+const REASON: &str = "x-hookbus-reason";
+/// Header the deliverer puts on a dead letter: when it died (epoch ms).
+const DEAD_AT: &str = "x-hookbus-dead-at";
+
+/// One dead letter as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// The event id (`webhook-id`); absent for an unreadable message.
+    pub event_id: Option<String>,
+    pub event: Option<EventName>,
+    pub payload: Value,
+    pub reason: String,
+    pub attempts: u32,
+    pub first_attempt_at: Option<i64>,
+    pub last_attempt_at: Option<i64>,
+    pub dead_at: Option<i64>,
+}
+
+/// Which dead letters a replay takes: all by default.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayFilter {
+    pub events: Option<Vec<EventName>>,
+    /// Dead-lettered at or after (epoch ms).
+    pub since: Option<i64>,
+    /// Dead-lettered at or before (epoch ms).
+    pub until: Option<i64>,
+}
+
+impl ReplayFilter {
+    fn takes(&self, delivery: &Delivery, dead_at: Option<i64>) -> bool {
+        let event_ok = self
+            .events
+            .as_ref()
+            .is_none_or(|e| e.contains(&delivery.event.name));
+        let at = dead_at.unwrap_or(0);
+        event_ok && self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at <= u)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("RabbitMQ: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// Messages in the hook's dead letters (0 when it has none).
+async fn depth(ch: &Channel, topology: &Topology, hook: &HookId) -> Result<u32, lapin::Error> {
+    topology.declare_dead(ch, hook).await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        durable: true,
+        ..Default::default()
+    };
+    let queue = ch
+        .queue_declare(
+            topology.dead_queue(hook).into(),
+            passive,
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(queue.message_count())
+}
+
+async fn take(
+    ch: &Channel,
+    topology: &Topology,
+    hook: &HookId,
+) -> Result<Option<BasicGetMessage>, lapin::Error> {
+    ch.basic_get(
+        topology.dead_queue(hook).into(),
+        BasicGetOptions { no_ack: false },
+    )
+    .await
+}
+
+fn describe(msg: &BasicGetMessage) -> DeadLetter {
+    let props = &msg.delivery.properties;
+    let reason = broker::header(props, REASON).unwrap_or_default();
+    let dead_at = broker::header(props, DEAD_AT).and_then(|v| v.parse().ok());
+    match Delivery::decode(&msg.delivery.data) {
+        Ok(d) => DeadLetter {
+            event_id: Some(d.event.id.to_string()),
+            event: Some(d.event.name),
+            payload: Value::Object(d.event.payload),
+            reason,
+            attempts: d.attempts,
+            first_attempt_at: d.first_attempt_at_ms,
+            last_attempt_at: d.last_attempt_at_ms,
+            dead_at,
+        },
+        Err(_) => DeadLetter {
+            event_id: props.message_id().as_ref().map(|s| s.to_string()),
+            event: None,
+            payload: Value::String(String::from_utf8_lossy(&msg.delivery.data).into_owned()),
+            reason,
+            attempts: 0,
+            first_attempt_at: None,
+            last_attempt_at: None,
+            dead_at,
+        },
+    }
+}
+
+/// One page of a hook's dead letters, oldest first, and how many there are.
+pub async fn list(
+    conn: &Connection,
+    topology: &Topology,
+    hook: &HookId,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<DeadLetter>, usize), DeadLetterError> {
+    let ch = conn.create_channel().await?;
+    let total = depth(&ch, topology, hook).await? as usize;
+    let mut page = Vec::new();
+    for i in 0..total.min(offset + limit) {
+        let Some(msg) = take(&ch, topology, hook).await? else {
+            break;
+        };
+        if i >= offset {
+            page.push(describe(&msg));
+        }
+    }
+    // Closing the channel returns every message taken, unacked, to the queue.
+    ch.close(200, "listed".into()).await?;
+    Ok((page, total))
+}
+
+/// Moves the dead letters that `filter` takes back to the hook's queue; returns how many.
+pub async fn replay(
+    conn: &Connection,
+    topology: &Topology,
+    hook: &HookId,
+    filter: &ReplayFilter,
+) -> Result<usize, DeadLetterError> {
+    let ch = conn.create_channel().await?;
+    let publish = broker::confirm_channel(conn).await?;
+    topology.declare_deliveries(&publish).await?;
+    topology.declare_hook(&publish, hook).await?;
+    let total = depth(&ch, topology, hook).await?;
+    let mut replayed = 0;
+    for _ in 0..total {
+        let Some(msg) = take(&ch, topology, hook).await? else {
+            break;
+        };
+        let dead_at =
+            broker::header(&msg.delivery.properties, DEAD_AT).and_then(|v| v.parse().ok());
+        let Ok(parked) = Delivery::decode(&msg.delivery.data) else {
+            continue;
+        };
+        if !filter.takes(&parked, dead_at) {
+            continue;
+        }
+        let fresh = Delivery::new(parked.hook_id.clone(), parked.event);
+        let props = broker::persistent_json(fresh.event.id.as_str());
+        broker::publish_confirmed(
+            &publish,
+            &topology.deliveries_exchange(),
+            hook.as_str(),
+            &fresh.encode(),
+            props,
+        )
+        .await?;
+        msg.delivery.ack(BasicAckOptions::default()).await?;
+        replayed += 1;
+    }
+    // What the filter left is handed back to the dead letters as the channel closes.
+    ch.close(200, "replayed".into()).await?;
+    tracing::info!(hook_id = %hook, replayed, "dead letters replayed");
+    Ok(replayed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookbus_contracts::Event;
+
+    #[test]
+    fn the_filter_takes_by_event_and_time() {
+        let event = Event::new(EventName::parse("PostSignIn").unwrap(), Default::default());
+        let d = Delivery::new(HookId::generate(), event);
+        assert!(ReplayFilter::default().takes(&d, Some(5)));
+        let other = ReplayFilter {
+            events: Some(vec![EventName::parse("User.Created").unwrap()]),
+            ..Default::default()
+        };
+        assert!(!other.takes(&d, Some(5)));
+        let window = ReplayFilter {
+            since: Some(10),
+            until: Some(20),
+            ..Default::default()
+        };
+        assert!(window.takes(&d, Some(10)) && window.takes(&d, Some(20)));
+        assert!(!window.takes(&d, Some(9)) && !window.takes(&d, Some(21)));
+    }
+}
