@@ -50,11 +50,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({"code": self.code, "message": self.message})),
-        )
-            .into_response()
+        let mut body = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some(data) = self.data {
+            body["data"] = data;
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 

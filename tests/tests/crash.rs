@@ -18,7 +18,6 @@ const EVENTS: usize = 1000;
 /// A service in a child process, killed when dropped (so a failing test leaves none).
 fn spawn_child(role: &str, prefix: &str, extra_env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hookbus-svc"))
-        .envs(extra_env.iter().copied())
         .arg(role)
         .env("HOOKBUS_PREFIX", prefix)
         .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -28,6 +27,7 @@ fn spawn_child(role: &str, prefix: &str, extra_env: &[(&str, &str)]) -> Child {
         .env("HOOKBUS_DELIVERER_LISTEN", "127.0.0.1:0")
         .env("HOOKBUS_RETRY_SCHEDULE", "1s")
         .env("RUST_LOG", "warn")
+        .envs(extra_env.iter().copied())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -156,5 +156,52 @@ async fn killing_the_router_mid_stream_loses_nothing() {
         "{missing} events lost after kill -9 ({unrouted:?} unrouted at the kill)"
     );
     deliverer.stop().await;
+    pipeline::cleanup(&prefix, &[Duration::from_secs(1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_deliverer_while_retries_wait_in_the_tiers_loses_nothing() {
+    let prefix = pipeline::unique_prefix("kill-retrying");
+    let receiver = Receiver::start().await;
+    store_hook(&prefix, &receiver.url("h")).await;
+    let router = pipeline::start_router(&prefix).await;
+    // Every attempt fails until the endpoint recovers: deliveries wait 1 s in the retry tier
+    // between attempts, and have attempts to spare.
+    let schedule = [("HOOKBUS_RETRY_SCHEDULE", "1s,1s,1s,1s,1s,1s,1s,1s")];
+    let mut victim = spawn_child("deliverer", &prefix, &schedule);
+    receiver.set_status(500);
+    let ids = publish_all(&prefix).await;
+    receiver.wait_for(EVENTS, Duration::from_secs(60)).await;
+    victim.start_kill().unwrap();
+    victim.wait().await.unwrap();
+    let tier =
+        hookbus_contracts::topology::Topology::new(&prefix).retry_tier(Duration::from_secs(1));
+    let waiting = pipeline::queue_depth(&tier).await;
+    assert!(
+        waiting > Some(0),
+        "nothing was waiting in the retry tier at the kill"
+    );
+    let recovered_at = receiver.received().len();
+    receiver.set_status(204);
+    let _replacement = spawn_child("deliverer", &prefix, &schedule);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let delivered = loop {
+        let after: HashSet<String> = receiver
+            .received()
+            .iter()
+            .skip(recovered_at)
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        if ids.is_subset(&after) || tokio::time::Instant::now() >= deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let missing = ids.difference(&delivered).count();
+    assert_eq!(
+        missing, 0,
+        "{missing} lost ({waiting:?} were waiting in the retry tier at the kill)"
+    );
+    router.stop().await;
     pipeline::cleanup(&prefix, &[Duration::from_secs(1)]).await;
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hookbus_contracts::broker;
 use hookbus_contracts::HookId;
-use hookbus_tests::pipeline::{queue_depth, AMQP_URL, REDIS_URL};
+use hookbus_tests::pipeline::{self, queue_depth, AMQP_URL, REDIS_URL};
 use hookbus_tests::{Pipeline, Receiver};
 use lapin::options::BasicGetOptions;
 use serde_json::json;
@@ -221,5 +221,132 @@ async fn poison_messages_are_parked_with_a_reason_and_nothing_crashes() {
     p.ingest(json!({"event": "PostSignIn"})).await;
     assert_eq!(receiver.wait_for(1, WAIT).await.len(), 1);
     let _ = conn.close(200, "".into()).await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replay_delivers_exactly_the_parked_events() {
+    let p = Pipeline::start_with("replay", &[ms(100)], 1).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(503);
+    let hook = p
+        .create_hook(&["PostSignIn", "User.Created"], &receiver.url("h"))
+        .await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    p.wait_hooks(1).await;
+    let mut parked = Vec::new();
+    for event in ["PostSignIn", "User.Created", "User.Created"] {
+        let (_, body) = p.ingest(json!({"event": event})).await;
+        parked.push(body["id"].as_str().unwrap().to_owned());
+    }
+    wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 3).await;
+
+    let api = |path: &str| format!("http://{}/api/hooks/{id}{path}", p.router.addr);
+    let res = p
+        .http
+        .get(api("/dead-letters?page=1&page_size=2"))
+        .bearer_auth(pipeline::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["total-number"], "3");
+    let listed: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["eventId"], parked[0].as_str(), "oldest first");
+    assert_eq!(listed[0]["event"], "PostSignIn");
+    assert_eq!(listed[0]["reason"], "HTTP 503 after 2 attempts");
+    assert_eq!(listed[0]["attempts"], 2);
+    assert_eq!(listed[0]["payload"]["event"], "PostSignIn");
+    assert_eq!(
+        queue_depth(&p.topology().dead_queue(&hook_id(&hook))).await,
+        Some(3),
+        "listing takes nothing away"
+    );
+
+    // The endpoint is back: replay only User.Created, then the rest.
+    receiver.set_status(204);
+    let before = receiver.received().len();
+    let replay = |body: serde_json::Value| {
+        p.http
+            .post(api("/dead-letters/replay"))
+            .bearer_auth(pipeline::ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let res: serde_json::Value = replay(json!({"events": ["User.Created"]}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res, json!({"replayed": 2}));
+    let got = receiver.wait_for(before + 2, WAIT).await;
+    let mut ids: Vec<String> = got[before..]
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = parked[1..].to_vec();
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "the replayed deliveries keep their webhook-id"
+    );
+    assert_eq!(
+        queue_depth(&p.topology().dead_queue(&hook_id(&hook))).await,
+        Some(1)
+    );
+
+    let res: serde_json::Value = replay(json!({})).await.unwrap().json().await.unwrap();
+    assert_eq!(res, json!({"replayed": 1}));
+    let got = receiver.wait_for(before + 3, WAIT).await;
+    assert_eq!(got[before + 2].header("webhook-id"), parked[0]);
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(
+        receiver.received().len(),
+        before + 3,
+        "exactly the parked events"
+    );
+    assert_eq!(
+        queue_depth(&p.topology().dead_queue(&hook_id(&hook))).await,
+        Some(0)
+    );
+    let bad = p
+        .http
+        .post(api("/dead-letters/replay"))
+        .bearer_auth(pipeline::ADMIN_TOKEN)
+        .json(&json!({"colour": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_command_replays_dead_letters() {
+    let p = Pipeline::start_with("replay-cli", &[ms(100)], 1).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1).await;
+    receiver.set_status(204);
+    let command = hookbus_router::Command::DeadLetters(hookbus_router::DeadLetterCommand::Replay {
+        hook: hook["id"].as_str().unwrap().to_owned(),
+        events: vec![],
+        since: None,
+        until: None,
+    });
+    hookbus_router::run_command(&pipeline::common(&p.prefix), &command)
+        .await
+        .unwrap();
+    assert_eq!(receiver.wait_for(3, WAIT).await.len(), 3);
+    assert_eq!(
+        queue_depth(&p.topology().dead_queue(&hook_id(&hook))).await,
+        Some(0)
+    );
     p.stop().await;
 }
