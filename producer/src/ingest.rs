@@ -1,49 +1,108 @@
-//! The HTTP ingest API, for auth services in any language: `POST /api/events`.
+//! The HTTP ingest API, for auth services in any language.
 //!
-//! Order of checks: token (before the body is read), size, JSON, event name; then one
-//! confirmed publish. `202 {"id"}` is sent only after the broker confirmed, so a 202 means
-//! the event is durable; any other answer means nothing was published.
+//! - `POST /api/events`: one event, `{"event": "<name>", ...Logto payload fields}` → `{"id"}`.
+//! - `POST /api/management-api-calls`: a Management API call ([`ApiCall`]) → the events the
+//!   route table maps it to, `{"events": [{"id", "event"}, ...]}` (empty when it emits none).
+//! - `POST /api/interactions`: a sign-in flow ([`Interaction`]) → its events, likewise.
+//!
+//! Every endpoint goes the same way: token (before the body is read), size, JSON and fields
+//! (a `400` that names the field), the `Idempotency-Key` if any, then one confirmed publish
+//! per event, in order. `202` is sent only after the broker confirmed every event, so a 202
+//! means they are durable; a refused request publishes nothing.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use hookbus_contracts::http::{require_bearer, ApiError, BearerToken};
 use hookbus_contracts::{Event, EventName};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::api_call::ApiCall;
+use crate::idempotency::{self, Claim, Idempotency, IdempotencyKey, Lease};
+use crate::interaction::Interaction;
 use crate::metrics::Metrics;
-use crate::publisher::Publisher;
+use crate::publisher::{Published, Publisher};
 
 #[derive(Clone)]
 pub struct IngestState {
     pub publisher: Publisher,
     pub metrics: Metrics,
+    pub idempotency: Idempotency,
+}
+
+/// One ingest endpoint: how a body becomes events, and how the answer reads.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Event,
+    ApiCall,
+    Interaction,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 3] = [Endpoint::Event, Endpoint::ApiCall, Endpoint::Interaction];
+
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Event => "/api/events",
+            Endpoint::ApiCall => "/api/management-api-calls",
+            Endpoint::Interaction => "/api/interactions",
+        }
+    }
+
+    /// The events a body asks for, or why it is refused.
+    fn plan(self, body: &[u8]) -> Result<Vec<Event>, ApiError> {
+        match self {
+            Endpoint::Event => parse_event(body).map(|event| vec![event]),
+            Endpoint::ApiCall => parse_body::<ApiCall>(body).map(|call| call.events()),
+            Endpoint::Interaction => parse_body::<Interaction>(body).map(|i| i.events()),
+        }
+    }
+
+    fn answer(self, published: &[Published]) -> Value {
+        match (self, published) {
+            (Endpoint::Event, [one]) => serde_json::json!({"id": one.id}),
+            _ => serde_json::json!({"events": published}),
+        }
+    }
 }
 
 pub fn routes(state: IngestState, token: Arc<str>, max_body_bytes: usize) -> Router {
     let unauthorized = state.metrics.rejected.with_label_values(&["unauthorized"]);
-    Router::new()
-        .route("/api/events", post(ingest_event))
+    let mut router = Router::new();
+    for endpoint in Endpoint::ALL {
+        router = router.route(
+            endpoint.path(),
+            post(
+                move |state: State<IngestState>,
+                      headers: HeaderMap,
+                      body: Result<Bytes, BytesRejection>| {
+                    ingest(state.0, endpoint, headers, body)
+                },
+            ),
+        );
+    }
+    router
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
         .route_layer(from_fn_with_state(BearerToken(token), require_bearer))
-        .layer(axum::middleware::map_response(
-            move |res: axum::response::Response| {
-                let unauthorized = unauthorized.clone();
-                async move {
-                    if res.status() == StatusCode::UNAUTHORIZED {
-                        unauthorized.inc();
-                    }
-                    res
+        .layer(axum::middleware::map_response(move |res: Response| {
+            let unauthorized = unauthorized.clone();
+            async move {
+                if res.status() == StatusCode::UNAUTHORIZED {
+                    unauthorized.inc();
                 }
-            },
-        ))
+                res
+            }
+        }))
 }
 
 /// Parses an ingest body into an event: `{"event": "<name>", ...Logto payload fields}`.
@@ -88,52 +147,187 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ApiError> {
     Ok(Event::new(name, fields))
 }
 
-async fn ingest_event(
-    State(state): State<IngestState>,
+/// Parses a typed body; a refusal names the field that is missing, unknown or mistyped.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        refusal(&path, e.into_inner())
+    })?;
+    de.end().map_err(|e| refusal(".", e))?;
+    Ok(parsed)
+}
+
+fn refusal(path: &str, err: serde_json::Error) -> ApiError {
+    let message = if err.is_syntax() || err.is_eof() {
+        format!("body is not valid JSON: {err}")
+    } else if path == "." {
+        err.to_string()
+    } else {
+        format!("`{path}`: {err}")
+    };
+    ApiError::bad_request("guard.invalid_input", message)
+}
+
+/// Whether a request publishes, or answers again what its key was answered.
+enum Admission {
+    Publish(Option<Lease>),
+    Replay(Value),
+}
+
+async fn ingest(
+    state: IngestState,
+    endpoint: Endpoint,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let started = std::time::Instant::now();
-    let reject = |reason: &str| state.metrics.rejected.with_label_values(&[reason]).inc();
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let body = body.map_err(|rejection| {
         let status = rejection.status();
-        reject(if status == StatusCode::PAYLOAD_TOO_LARGE {
+        state.refuse(if status == StatusCode::PAYLOAD_TOO_LARGE {
             "too_large"
         } else {
             "malformed"
         });
         ApiError::new(status, "guard.invalid_input", rejection.body_text())
     })?;
-    let event = parse_event(&body).inspect_err(|e| {
-        reject(if e.code == "event.unknown" {
+    let key = idempotency_key(&headers).inspect_err(|_| state.refuse("malformed"))?;
+    let events = endpoint.plan(&body).inspect_err(|e| {
+        state.refuse(if e.code == "event.unknown" {
             "unknown_event"
         } else {
             "malformed"
         })
     })?;
-    state
-        .metrics
-        .ingested
-        .with_label_values(&[event.name.as_str()])
-        .inc();
-    state.publisher.publish(&event).await.map_err(|err| {
-        reject("broker_unavailable");
-        tracing::warn!(error = %err, event = %event.name, "event not accepted: RabbitMQ unavailable");
-        ApiError::unavailable("the event broker is unavailable; nothing was published, retry later")
-    })?;
-    state
-        .metrics
-        .published
-        .with_label_values(&[event.name.as_str()])
-        .inc();
+    let lease = match state.admit(endpoint, key, &body).await? {
+        Admission::Publish(lease) => lease,
+        Admission::Replay(answer) => {
+            state.metrics.replayed.inc();
+            return Ok(accepted(answer, true));
+        }
+    };
+    let published = state.publish(&events).await;
+    let answer = state
+        .settle(published.map(|p| endpoint.answer(&p)), lease)
+        .await?;
     state
         .metrics
         .publish_seconds
         .observe(started.elapsed().as_secs_f64());
-    tracing::debug!(event_id = %event.id, event = %event.name, "event published");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({"id": event.id})),
-    ))
+    Ok(accepted(answer, false))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default();
+    IdempotencyKey::parse(value)
+        .map(Some)
+        .map_err(|message| ApiError::bad_request("guard.invalid_input", message))
+}
+
+fn accepted(answer: Value, replayed: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
+    if replayed {
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+impl IngestState {
+    fn refuse(&self, reason: &str) {
+        self.metrics.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Claims the request's key, if it has one.
+    async fn admit(
+        &self,
+        endpoint: Endpoint,
+        key: Option<IdempotencyKey>,
+        body: &[u8],
+    ) -> Result<Admission, ApiError> {
+        let Some(key) = key else {
+            return Ok(Admission::Publish(None));
+        };
+        let fingerprint = idempotency::fingerprint(endpoint.path(), body);
+        let claim = self.idempotency.claim(&key, &fingerprint).await;
+        match claim.map_err(|err| {
+            self.refuse("idempotency_unavailable");
+            tracing::warn!(error = %err, "idempotency key not checked: Redis unavailable");
+            ApiError::unavailable(
+                "the idempotency store is unavailable; nothing was published, retry later",
+            )
+        })? {
+            Claim::Publish(lease) => Ok(Admission::Publish(Some(lease))),
+            Claim::Replay(answer) => Ok(Admission::Replay(answer)),
+            Claim::InProgress => {
+                self.refuse("idempotency_in_progress");
+                Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency.in_progress",
+                    "a request with this Idempotency-Key is being processed; retry later",
+                ))
+            }
+            Claim::Reused => {
+                self.refuse("idempotency_key_reused");
+                Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency.key_reused",
+                    "this Idempotency-Key was used for another request",
+                ))
+            }
+        }
+    }
+
+    /// Publishes in order, counting what was asked and what the broker confirmed.
+    async fn publish(&self, events: &[Event]) -> Result<Vec<Published>, ApiError> {
+        for event in events {
+            self.metrics
+                .ingested
+                .with_label_values(&[event.name.as_str()])
+                .inc();
+        }
+        let published = self.publisher.publish_all(events).await.map_err(|err| {
+            self.refuse("broker_unavailable");
+            tracing::warn!(error = %err, "events not accepted: RabbitMQ unavailable");
+            ApiError::unavailable("the event broker is unavailable; retry later")
+        })?;
+        for event in &published {
+            self.metrics
+                .published
+                .with_label_values(&[event.event.as_str()])
+                .inc();
+            tracing::debug!(event_id = %event.id, event = %event.event, "event published");
+        }
+        Ok(published)
+    }
+
+    /// Records the answer under the key, or gives the key up if publishing failed.
+    async fn settle(
+        &self,
+        answer: Result<Value, ApiError>,
+        lease: Option<Lease>,
+    ) -> Result<Value, ApiError> {
+        let Some(lease) = lease else {
+            return answer;
+        };
+        let kept = match &answer {
+            Ok(answer) => self.idempotency.complete(lease, answer).await,
+            Err(_) => self.idempotency.release(lease).await,
+        };
+        match kept {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("idempotency key expired while publishing"),
+            Err(err) => {
+                tracing::warn!(error = %err, "idempotency key not settled: Redis unavailable")
+            }
+        }
+        answer
+    }
 }
 
 #[cfg(test)]
@@ -162,5 +356,62 @@ mod tests {
                 err.message
             );
         }
+    }
+
+    #[test]
+    fn typed_bodies_are_refused_naming_the_field() {
+        let call = r#""method":"POST","matchedRoute":"/users","path":"/users""#;
+        for (body, needle) in [
+            (
+                format!("{{{call},\"status\":201}}"),
+                "missing field `params`",
+            ),
+            (
+                format!("{{{call},\"params\":{{}},\"status\":\"201\"}}"),
+                "`status`: invalid type",
+            ),
+            (
+                format!("{{{call},\"params\":[],\"status\":201}}"),
+                "`params`: invalid type",
+            ),
+            (
+                format!("{{{call},\"params\":{{}},\"status\":201,\"stauts\":1}}"),
+                "unknown field `stauts`",
+            ),
+            (
+                format!("{{{call},\"params\":{{}},\"status\":201}} x"),
+                "not valid JSON",
+            ),
+            ("{".to_owned(), "not valid JSON"),
+        ] {
+            let err = parse_body::<ApiCall>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(
+                err.message.contains(needle),
+                "{} lacks {needle}",
+                err.message
+            );
+        }
+        let err = parse_body::<Interaction>(
+            br#"{"interactionEvent":"SignIn","sessionId":"s","userId":"u","user":{},"actions":["fly"]}"#,
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("`actions[0]`"), "{}", err.message);
+    }
+
+    #[test]
+    fn answers_read_as_documented() {
+        let one = Published::of(&parse_event(br#"{"event":"PostSignIn"}"#).unwrap());
+        assert_eq!(
+            Endpoint::Event.answer(std::slice::from_ref(&one)),
+            serde_json::json!({"id": one.id})
+        );
+        assert_eq!(
+            Endpoint::ApiCall.answer(&[]),
+            serde_json::json!({"events": []})
+        );
+        let answer = Endpoint::Interaction.answer(std::slice::from_ref(&one));
+        assert_eq!(answer["events"][0]["event"], "PostSignIn");
+        assert_eq!(answer["events"][0]["id"], one.id.as_str());
     }
 }

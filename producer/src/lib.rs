@@ -1,12 +1,23 @@
 //! hookbus producer: how auth services hand their domain events to hookbus.
 //!
-//! - [`publisher`]: the Rust SDK (`Publisher::publish_event`), confirm before returning.
-//! - [`ingest`]: the HTTP ingest API for every other language.
+//! - [`route_table`]: the Management API routes and the events they emit (data).
+//! - [`api_call`], [`interaction`]: what an auth service reports, and the events and Logto
+//!   payloads it makes (pure).
+//! - [`publisher`]: the Rust SDK (`publish_event`, `publish_api_call`,
+//!   `publish_interaction`), confirm before returning.
+//! - [`ingest`]: the HTTP ingest API for every other language; [`idempotency`]: its
+//!   `Idempotency-Key`, in Redis.
 //! - [`run`]: the `producer` process: ingest API plus `/healthz`, `/readyz`, `/metrics`.
+//! - [`simulate`]: `producer simulate`, mixed auth traffic through the ingest API.
 
+pub mod api_call;
+pub mod idempotency;
 pub mod ingest;
+pub mod interaction;
 pub mod metrics;
 pub mod publisher;
+pub mod route_table;
+pub mod simulate;
 
 use std::sync::Arc;
 
@@ -15,7 +26,9 @@ use hookbus_contracts::ops::{self, Readiness};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use publisher::Publisher;
+pub use api_call::{ApiCall, MembershipDelta};
+pub use interaction::{Action, Interaction, InteractionEvent};
+pub use publisher::{Published, Publisher};
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -44,6 +57,8 @@ pub struct Config {
 pub enum RunError {
     #[error("HOOKBUS_INGEST_TOKEN is not set: the ingest API would be open to anyone")]
     NoToken,
+    #[error("Redis URL: {0}")]
+    Redis(#[from] deadpool_redis::CreatePoolError),
     #[error("serving HTTP: {0}")]
     Http(#[from] std::io::Error),
 }
@@ -68,9 +83,18 @@ pub async fn run(
     if let Err(err) = publisher.ensure_connected().await {
         tracing::warn!(error = %err, "RabbitMQ not reachable yet; ingest answers 503 until it is");
     }
+    // Redis holds idempotency keys only: it is not a readiness condition, since requests
+    // without a key are served while it is down.
+    let idempotency =
+        idempotency::Idempotency::new(&config.common.redis_url, config.common.redis_keys())?;
     let metrics = metrics::Metrics::new();
+    let state = ingest::IngestState {
+        publisher,
+        metrics: metrics.clone(),
+        idempotency,
+    };
     let app = ops::routes(metrics.registry.clone(), readiness).merge(ingest::routes(
-        ingest::IngestState { publisher, metrics },
+        state,
         token,
         config.max_event_bytes,
     ));

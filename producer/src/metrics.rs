@@ -1,6 +1,6 @@
 //! The producer's metrics, registered on a registry it owns (no globals).
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -10,8 +10,11 @@ pub struct Metrics {
     /// Events confirmed by RabbitMQ, by event name.
     pub published: IntCounterVec,
     /// Requests refused, by reason (`malformed`, `unknown_event`, `too_large`, `unauthorized`,
-    /// `broker_unavailable`).
+    /// `broker_unavailable`, `idempotency_in_progress`, `idempotency_key_reused`,
+    /// `idempotency_unavailable`).
     pub rejected: IntCounterVec,
+    /// Requests answered again from their `Idempotency-Key`, publishing nothing.
+    pub replayed: IntCounter,
     /// Time from request to broker confirm.
     pub publish_seconds: Histogram,
 }
@@ -43,6 +46,11 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let replayed = IntCounter::new(
+            "hookbus_ingest_idempotent_replays_total",
+            "Ingest requests answered again from their Idempotency-Key",
+        )
+        .expect("valid metric");
         let publish_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "hookbus_publish_duration_seconds",
@@ -59,6 +67,9 @@ impl Metrics {
                 .expect("unique metric");
         }
         registry
+            .register(Box::new(replayed.clone()))
+            .expect("unique metric");
+        registry
             .register(Box::new(publish_seconds.clone()))
             .expect("unique metric");
         Metrics {
@@ -66,6 +77,7 @@ impl Metrics {
             ingested,
             published,
             rejected,
+            replayed,
             publish_seconds,
         }
     }

@@ -1,4 +1,9 @@
-//! The Rust SDK: publish a domain event and return only once RabbitMQ has confirmed it.
+//! The Rust SDK: publish domain events and return only once RabbitMQ has confirmed them.
+//!
+//! Three ways in, the same as the ingest API's: [`Publisher::publish_event`] (one event and
+//! its Logto payload fields), [`Publisher::publish_api_call`] (a Management API call: the
+//! route table decides the events) and [`Publisher::publish_interaction`] (a sign-in flow).
+//! The HTTP handlers parse a body and then call the same planning and [`Publisher::publish_all`].
 //!
 //! A [`Publisher`] is a cheap clone shared by every request. It holds one confirm-mode
 //! channel, opened on first use; when the broker goes away the next publish reconnects (and
@@ -14,7 +19,27 @@ use hookbus_contracts::payload::Payload;
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::{Event, EventId, EventName};
 use lapin::{Channel, Connection};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
+
+use crate::api_call::ApiCall;
+use crate::interaction::Interaction;
+
+/// One event that RabbitMQ confirmed: an item of the ingest API's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub id: EventId,
+    pub event: EventName,
+}
+
+impl Published {
+    pub fn of(event: &Event) -> Published {
+        Published {
+            id: event.id.clone(),
+            event: event.name,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -63,6 +88,29 @@ impl Publisher {
         let event = Event::new(name, fields);
         self.publish(&event).await?;
         Ok(event.id)
+    }
+
+    /// Publishes the events a Management API call emits (none for a `GET`, a route not in
+    /// the table, or a call that failed), in the route table's order.
+    pub async fn publish_api_call(&self, call: &ApiCall) -> Result<Vec<Published>, PublishError> {
+        self.publish_all(&call.events()).await
+    }
+
+    /// Publishes the interaction event of a sign-in flow, then its data events.
+    pub async fn publish_interaction(
+        &self,
+        interaction: &Interaction,
+    ) -> Result<Vec<Published>, PublishError> {
+        self.publish_all(&interaction.events()).await
+    }
+
+    /// Publishes `events` one after the other, each confirmed before the next is sent, so
+    /// they reach the events queue in order. On an error the events before it are published.
+    pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<Published>, PublishError> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(events.iter().map(Published::of).collect())
     }
 
     /// Publishes `event`, persistent, and waits for the broker's confirm.
