@@ -182,21 +182,12 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        state.refuse(if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "malformed"
-        });
-        ApiError::new(status, "guard.invalid_input", rejection.body_text())
-    })?;
+    let body = body.map_err(|rejection| state.refuse_body(rejection))?;
     let key = idempotency_key(&headers).inspect_err(|_| state.refuse("malformed"))?;
     let events = endpoint.plan(&body).inspect_err(|e| {
-        state.refuse(if e.code == "event.unknown" {
-            "unknown_event"
-        } else {
-            "malformed"
+        state.refuse(match e.code {
+            "event.unknown" => "unknown_event",
+            _ => "malformed",
         })
     })?;
     let lease = match state.admit(endpoint, key, &body).await? {
@@ -241,6 +232,15 @@ fn accepted(answer: Value, replayed: bool) -> Response {
 impl IngestState {
     fn refuse(&self, reason: &str) {
         self.metrics.rejected.with_label_values(&[reason]).inc();
+    }
+
+    fn refuse_body(&self, rejection: BytesRejection) -> ApiError {
+        let status = rejection.status();
+        self.refuse(match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            _ => "malformed",
+        });
+        ApiError::new(status, "guard.invalid_input", rejection.body_text())
     }
 
     /// Claims the request's key, if it has one.
