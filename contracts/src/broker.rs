@@ -78,6 +78,27 @@ pub fn header(props: &BasicProperties, key: &str) -> Option<String> {
     }
 }
 
+/// Messages ready in `queue`, by a passive declare on `ch`. A missing queue closes the
+/// channel (AMQP's rule), so `ch` is replaced by a fresh one from `conn` then.
+pub async fn depth(conn: &Connection, ch: &mut Channel, queue: &str) -> Option<u32> {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    match ch
+        .queue_declare(ShortString::from(queue), passive, FieldTable::default())
+        .await
+    {
+        Ok(q) => Some(q.message_count()),
+        Err(_) => {
+            if let Ok(fresh) = conn.create_channel().await {
+                *ch = fresh;
+            }
+            None
+        }
+    }
+}
+
 /// Publishes and waits for the broker's confirm.
 pub async fn publish_confirmed(
     ch: &Channel,

@@ -8,6 +8,7 @@
 //! | `{p}:idempotency:{key}` | string | an ingest request's `Idempotency-Key`: pending, or the answer (JSON) |
 //! | `{p}:logs:{id}` | sorted set | one hook's delivery log records (JSON), scored by time |
 //! | `{p}:stats:{id}:{hour}` | hash | one hook's `requests` / `successes` in one hour |
+//! | `{p}:dead-letter-hooks` | set | ids of hooks that have a dead-letter queue |
 //! | `{p}:failing:{id}` | string | since when (epoch ms) a hook's endpoint has failed without a success |
 
 use crate::ids::HookId;
@@ -43,6 +44,11 @@ impl RedisKeys {
     /// `hour` is hours since the epoch.
     pub fn stats(&self, id: &HookId, hour: i64) -> String {
         format!("{}:stats:{}:{}", self.prefix, id, hour)
+    }
+
+    /// Hooks that have a dead-letter queue (it is declared on first use).
+    pub fn dead_letter_hooks(&self) -> String {
+        format!("{}:dead-letter-hooks", self.prefix)
     }
 
     pub fn failing_since(&self, id: &HookId) -> String {

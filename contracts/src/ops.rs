@@ -29,6 +29,27 @@ impl Flag {
     }
 }
 
+/// The two conditions of a process that consumes from RabbitMQ.
+#[derive(Clone, Default)]
+pub struct BrokerFlags {
+    pub connected: Flag,
+    pub consuming: Flag,
+}
+
+impl BrokerFlags {
+    pub fn register(readiness: &Readiness) -> BrokerFlags {
+        BrokerFlags {
+            connected: readiness.flag("rabbitmq"),
+            consuming: readiness.flag("consuming"),
+        }
+    }
+
+    pub fn down(&self) {
+        self.connected.set(false);
+        self.consuming.set(false);
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct Readiness {
     flags: Arc<Mutex<Vec<(&'static str, Flag)>>>,
@@ -61,6 +82,7 @@ impl Readiness {
 
 /// The routes every process serves; services merge their own API into it.
 pub fn routes(registry: Registry, readiness: Readiness) -> Router {
+    let metrics_readiness = readiness.clone();
     Router::new()
         .route(
             "/healthz",
@@ -88,16 +110,19 @@ pub fn routes(registry: Registry, readiness: Readiness) -> Router {
         .route(
             "/metrics",
             get(move || {
-                let registry = registry.clone();
+                let (registry, readiness) = (registry.clone(), metrics_readiness.clone());
                 async move {
                     let mut buf = Vec::new();
                     let encoder = TextEncoder::new();
                     match encoder.encode(&registry.gather(), &mut buf) {
-                        Ok(()) => (
-                            [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
-                            buf,
-                        )
-                            .into_response(),
+                        Ok(()) => {
+                            buf.extend_from_slice(readiness_gauges(&readiness).as_bytes());
+                            (
+                                [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+                                buf,
+                            )
+                                .into_response()
+                        }
                         Err(err) => {
                             (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response()
                         }
@@ -105,6 +130,23 @@ pub fn routes(registry: Registry, readiness: Readiness) -> Router {
                 }
             }),
         )
+}
+
+/// Each readiness condition as a 0/1 gauge: `hookbus_rabbitmq_connected`,
+/// `hookbus_redis_connected`, `hookbus_consuming`.
+fn readiness_gauges(readiness: &Readiness) -> String {
+    let mut text = String::new();
+    for (flag, up) in readiness.state() {
+        let name = match flag {
+            "consuming" => "hookbus_consuming".to_owned(),
+            other => format!("hookbus_{other}_connected"),
+        };
+        text.push_str(&format!(
+            "# HELP {name} 1 while the `{flag}` readiness condition holds\n# TYPE {name} gauge\n{name} {}\n",
+            u8::from(up)
+        ));
+    }
+    text
 }
 
 /// Serves `app` until `shutdown`, then lets in-flight requests finish.

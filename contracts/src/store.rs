@@ -153,6 +153,8 @@ impl HookStore {
             .ignore()
             .del(self.keys.failing_since(id))
             .ignore()
+            .srem(self.keys.dead_letter_hooks(), id.as_str())
+            .ignore()
             .incr(self.keys.hooks_version(), 1)
             .ignore()
             .query_async(&mut *conn)
@@ -193,6 +195,20 @@ impl HookStore {
             .filter_map(|v| serde_json::from_str(&v).ok())
             .collect();
         Ok((hooks, total))
+    }
+
+    /// Records that `hook` has a dead-letter queue (for the depth metrics).
+    pub async fn note_dead_letters(&self, hook: &HookId) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        conn.sadd::<_, _, ()>(self.keys.dead_letter_hooks(), hook.as_str())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn dead_letter_hooks(&self) -> Result<Vec<HookId>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = conn.smembers(self.keys.dead_letter_hooks()).await?;
+        Ok(ids.iter().filter_map(|id| HookId::parse(id)).collect())
     }
 
     pub async fn version(&self) -> Result<u64, StoreError> {

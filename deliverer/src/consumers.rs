@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use hookbus_contracts::broker;
-use hookbus_contracts::ops::Flag;
+use hookbus_contracts::ops::BrokerFlags;
 use hookbus_contracts::HookId;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -21,7 +21,7 @@ use lapin::{Channel, Connection, Consumer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{process, DeliverCtx};
+use crate::{depths, process, DeliverCtx};
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -35,12 +35,13 @@ enum SessionError {
 pub async fn supervise(
     amqp_url: String,
     ctx: Arc<DeliverCtx>,
-    consuming: Flag,
+    flags: BrokerFlags,
     shutdown: CancellationToken,
 ) {
     while let Some(conn) = broker::connect_until(&amqp_url, "hookbus-deliverer", &shutdown).await {
-        let result = session(&conn, &ctx, &consuming, &shutdown).await;
-        consuming.set(false);
+        flags.connected.set(true);
+        let result = session(&conn, &ctx, &flags, &shutdown).await;
+        flags.down();
         let _ = conn.close(200, "deliverer session over".into()).await;
         match result {
             Ok(()) => return,
@@ -60,7 +61,7 @@ struct Running {
 async fn session(
     conn: &Connection,
     ctx: &Arc<DeliverCtx>,
-    consuming: &Flag,
+    flags: &BrokerFlags,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
     let publish = broker::confirm_channel(conn).await?;
@@ -81,21 +82,29 @@ async fn session(
     };
     let mut changes = ctx.cache.subscribe();
     let mut health = tokio::time::interval(Duration::from_secs(1));
-    let result = loop {
-        if let Err(err) = reconcile(ctx, &mut running).await {
-            break Err(err);
-        }
-        consuming.set(true);
-        tokio::select! {
-            _ = running.over.cancelled() => break Ok(()),
-            changed = changes.changed() => if changed.is_err() { break Ok(()) },
-            _ = health.tick() => {}
-        }
-        if !running.consume.status().connected() || !running.publish.status().connected() {
-            break Err(SessionError::ChannelClosed);
-        }
+    let over = running.over.clone();
+    let control = async {
+        let result = loop {
+            if let Err(err) = reconcile(ctx, &mut running).await {
+                break Err(err);
+            }
+            flags.consuming.set(true);
+            tokio::select! {
+                _ = running.over.cancelled() => break Ok(()),
+                changed = changes.changed() => if changed.is_err() { break Ok(()) },
+                _ = health.tick() => {}
+            }
+            if !running.consume.status().connected() || !running.publish.status().connected() {
+                break Err(SessionError::ChannelClosed);
+            }
+        };
+        // Ends the depth exporter too.
+        running.over.cancel();
+        result
     };
-    drain(running).await;
+    let (result, ()) = tokio::join!(control, depths::export(conn, ctx, over));
+    flags.consuming.set(false);
+    drain(running, ctx.drain_deadline).await;
     match result {
         Ok(()) if shutdown.is_cancelled() => Ok(()),
         Ok(()) => Err(SessionError::ChannelClosed),
@@ -173,17 +182,26 @@ async fn consume_hook(
     }
 }
 
-/// Stops consuming and lets deliveries under way finish; what was prefetched but not
-/// started returns to the queue when the channel closes.
-async fn drain(running: Running) {
+/// Stops consuming and lets deliveries under way finish within `deadline`; what was
+/// prefetched but not started, and what the deadline cut, returns to the queues unacked
+/// when the channels close (to be delivered again: at least once).
+async fn drain(running: Running, deadline: Duration) {
     for id in running.consumers.keys() {
         let _ = running
             .consume
             .basic_cancel(id.as_str().into(), BasicCancelOptions::default())
             .await;
     }
-    for (_, task) in running.consumers {
-        let _ = task.await;
+    let mut tasks: Vec<JoinHandle<()>> = running.consumers.into_values().collect();
+    let finished =
+        tokio::time::timeout(deadline, futures::future::join_all(tasks.iter_mut())).await;
+    if finished.is_err() {
+        tracing::warn!(
+            ?deadline,
+            "drain deadline passed; unfinished deliveries go back to their queues"
+        );
+        tasks.iter().for_each(JoinHandle::abort);
     }
     let _ = running.consume.close(200, "draining".into()).await;
+    let _ = running.publish.close(200, "draining".into()).await;
 }

@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod consumers;
+pub mod depths;
 pub mod journal;
 pub mod metrics;
 pub mod outcome;
@@ -58,6 +59,12 @@ pub struct Config {
     /// Deliveries in flight in this process, all hooks together.
     #[arg(long, env = "HOOKBUS_DELIVERER_IN_FLIGHT", default_value_t = 512)]
     pub in_flight: usize,
+    /// On shutdown, how long deliveries under way may take to finish.
+    #[arg(long, env = "HOOKBUS_DRAIN_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    pub drain_deadline: Duration,
+    /// Hooks that get per-hook queue gauges (bounds the metrics' label set).
+    #[arg(long, env = "HOOKBUS_PER_HOOK_METRICS", default_value_t = 100)]
+    pub per_hook_metrics: usize,
     /// Bytes of a response body read at most.
     #[arg(long, env = "HOOKBUS_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024)]
     pub max_response_bytes: usize,
@@ -74,6 +81,9 @@ pub struct DeliverCtx {
     pub in_flight: Semaphore,
     pub metrics: metrics::Metrics,
     pub journal: journal::Journal,
+    pub pickups: depths::Pickups,
+    pub per_hook_metrics: usize,
+    pub drain_deadline: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,8 +126,11 @@ pub async fn run(
         in_flight: Semaphore::new(config.in_flight.max(1)),
         metrics: metrics.clone(),
         journal,
+        pickups: depths::Pickups::default(),
+        per_hook_metrics: config.per_hook_metrics,
+        drain_deadline: config.drain_deadline,
     });
-    let consuming = readiness.flag("consuming");
+    let flags = ops::BrokerFlags::register(&readiness);
     let delivering = tokio::spawn({
         let (shutdown, amqp_url) = (shutdown.clone(), config.common.amqp_url.clone());
         async move {
@@ -125,7 +138,7 @@ pub async fn run(
                 _ = shutdown.cancelled() => return,
                 _ = cache.loaded() => {}
             }
-            consumers::supervise(amqp_url, ctx, consuming, shutdown).await;
+            consumers::supervise(amqp_url, ctx, flags, shutdown).await;
         }
     });
     let app = ops::routes(metrics.registry.clone(), readiness);
@@ -155,6 +168,8 @@ pub async fn process(ctx: &DeliverCtx, publish: &Channel, hook: &HookId, msg: Am
             .await;
         }
     };
+    let age = (now_ms() - delivery.event.accepted_at_ms).max(0) as u64;
+    ctx.pickups.record(hook, Duration::from_millis(age));
     let span = tracing::info_span!("delivery", event_id = %delivery.event.id, hook_id = %hook, attempt = delivery.attempts + 1);
     async move {
         let (delivery, decision) = attempt(ctx, delivery).await;

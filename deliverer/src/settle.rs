@@ -92,6 +92,9 @@ pub async fn dead_letter(
 ) -> Result<(), PublishError> {
     tracing::info!(hook_id = %hook, event_id = %message_id, %reason, "dead-lettered");
     ctx.topology.declare_dead(publish, hook).await?;
+    if let Err(err) = ctx.store.note_dead_letters(hook).await {
+        tracing::warn!(error = %err, "dead-letter queue not noted for the depth metrics");
+    }
     let props = broker::with_header(broker::persistent_json(message_id), REASON_HEADER, reason);
     let props = broker::with_header(props, "x-hookbus-dead-at", &now_ms().to_string());
     broker::publish_confirmed(publish, "", &ctx.topology.dead_queue(hook), body, props).await

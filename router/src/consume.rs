@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use hookbus_contracts::broker::{self, PublishError};
-use hookbus_contracts::ops::Flag;
+use hookbus_contracts::ops::BrokerFlags;
 use hookbus_contracts::store::HookCache;
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::{Delivery, Event};
@@ -30,6 +30,8 @@ pub struct RouterCtx {
     pub cache: HookCache,
     pub metrics: Metrics,
     pub prefetch: u16,
+    /// On shutdown, how long events under way may take to settle.
+    pub drain_deadline: Duration,
 }
 
 /// How one event was settled.
@@ -44,12 +46,13 @@ enum Routed {
 pub async fn supervise(
     amqp_url: String,
     ctx: Arc<RouterCtx>,
-    consuming: Flag,
+    flags: BrokerFlags,
     shutdown: CancellationToken,
 ) {
     while let Some(conn) = broker::connect_until(&amqp_url, "hookbus-router", &shutdown).await {
-        let result = session(&conn, &ctx, &consuming, &shutdown).await;
-        consuming.set(false);
+        flags.connected.set(true);
+        let result = session(&conn, &ctx, &flags, &shutdown).await;
+        flags.down();
         let _ = conn.close(200, "router session over".into()).await;
         match result {
             Ok(()) if shutdown.is_cancelled() => return,
@@ -71,7 +74,7 @@ enum SessionError {
 async fn session(
     conn: &Connection,
     ctx: &RouterCtx,
-    consuming: &Flag,
+    flags: &BrokerFlags,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
     let publish = broker::confirm_channel(conn).await?;
@@ -89,11 +92,11 @@ async fn session(
             FieldTable::default(),
         )
         .await?;
-    consuming.set(true);
+    flags.consuming.set(true);
     tracing::info!(queue = %ctx.topology.events_queue(), prefetch = ctx.prefetch, "routing events");
     // A dead publish channel would fail every event: end the session so it reconnects.
     let session_over = shutdown.child_token();
-    consumer
+    let work = consumer
         .take_until(session_over.clone().cancelled_owned())
         .try_for_each_concurrent(ctx.prefetch as usize, |msg| {
             let (publish, session_over) = (&publish, &session_over);
@@ -104,8 +107,29 @@ async fn session(
                 }
                 Ok(())
             }
-        })
-        .await?;
+        });
+    // On shutdown, events under way get `drain_deadline` to settle; past it they are
+    // dropped unacked and the broker hands them to another router.
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(ctx.drain_deadline).await;
+    };
+    let exporter = crate::depths::export(conn, ctx, session_over.clone());
+    let (worked, ()) = tokio::join!(
+        async {
+            let result = tokio::select! {
+                done = work => done,
+                _ = deadline => {
+                    tracing::warn!("drain deadline passed; unsettled events go back to the queue");
+                    Ok(())
+                }
+            };
+            session_over.cancel();
+            result
+        },
+        exporter
+    );
+    worked?;
     if !publish.status().connected() && !shutdown.is_cancelled() {
         return Err(SessionError::PublishChannelClosed);
     }

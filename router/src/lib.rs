@@ -10,6 +10,7 @@
 pub mod api;
 pub mod consume;
 pub mod dead_letters;
+pub mod depths;
 pub mod metrics;
 pub mod plan;
 
@@ -46,6 +47,9 @@ pub struct Config {
     /// Time limit of a `POST /api/hooks/:id/test` attempt.
     #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
+    /// On shutdown, how long events under way may take to settle.
+    #[arg(long, env = "HOOKBUS_DRAIN_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    pub drain_deadline: Duration,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -122,8 +126,9 @@ pub async fn run(
         cache: cache.clone(),
         metrics: metrics.clone(),
         prefetch: config.prefetch.max(1),
+        drain_deadline: config.drain_deadline,
     });
-    let consuming = readiness.flag("consuming");
+    let flags = ops::BrokerFlags::register(&readiness);
     let routing = tokio::spawn({
         let (shutdown, amqp_url, cache) = (
             shutdown.clone(),
@@ -135,7 +140,7 @@ pub async fn run(
                 _ = shutdown.cancelled() => return,
                 _ = cache.loaded() => {}
             }
-            consume::supervise(amqp_url, ctx, consuming, shutdown).await;
+            consume::supervise(amqp_url, ctx, flags, shutdown).await;
         }
     });
 

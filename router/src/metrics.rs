@@ -1,6 +1,6 @@
 //! The router's metrics, registered on a registry it owns (no globals).
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -16,6 +16,8 @@ pub struct Metrics {
     pub cache_loaded: IntGauge,
     /// Hooks in the configuration cache.
     pub hooks: IntGauge,
+    /// Messages ready in the events queue and in the unreadable-events queue.
+    pub queue_messages: IntGaugeVec,
 }
 
 impl Metrics {
@@ -49,6 +51,17 @@ impl Metrics {
         .expect("valid metric");
         let hooks = IntGauge::new("hookbus_hooks", "Hooks in the configuration cache")
             .expect("valid metric");
+        let queue_messages = IntGaugeVec::new(
+            Opts::new(
+                "hookbus_queue_messages",
+                "Messages ready in the events queues, by queue",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(queue_messages.clone()))
+            .expect("unique metric");
         registry
             .register(Box::new(events.clone()))
             .expect("unique metric");
@@ -71,6 +84,7 @@ impl Metrics {
             deliveries,
             cache_loaded,
             hooks,
+            queue_messages,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod pipeline;
 pub mod receiver;
+pub mod servers;
 
 pub use pipeline::Pipeline;
 pub use receiver::{Received, Receiver};

@@ -27,23 +27,56 @@ pub fn unique_prefix(test: &str) -> String {
     format!("t-{test}-{}", &id[id.len() - 10..])
 }
 
+/// Where a pipeline's RabbitMQ and Redis are.
+#[derive(Debug, Clone)]
+pub struct Servers {
+    pub amqp_url: String,
+    pub redis_url: String,
+}
+
+impl Default for Servers {
+    /// The shared servers every test uses unless it restarts one.
+    fn default() -> Servers {
+        Servers {
+            amqp_url: AMQP_URL.into(),
+            redis_url: REDIS_URL.into(),
+        }
+    }
+}
+
 /// The shared settings of a test pipeline: loopback receivers allowed.
 pub fn common(prefix: &str) -> CommonConfig {
+    common_on(prefix, &Servers::default())
+}
+
+pub fn common_on(prefix: &str, servers: &Servers) -> CommonConfig {
     let mut common = CommonConfig::with_prefix(prefix);
+    common.amqp_url = servers.amqp_url.clone();
+    common.redis_url = servers.redis_url.clone();
     common.allow_http = true;
     common.allow_private_targets = true;
     common
 }
 
 pub fn deliverer_config(prefix: &str, schedule: &[Duration]) -> hookbus_deliverer::Config {
+    deliverer_config_on(prefix, &Servers::default(), schedule)
+}
+
+pub fn deliverer_config_on(
+    prefix: &str,
+    servers: &Servers,
+    schedule: &[Duration],
+) -> hookbus_deliverer::Config {
     hookbus_deliverer::Config {
-        common: common(prefix),
+        common: common_on(prefix, servers),
         listen: "127.0.0.1:0".into(),
         retry_schedule: schedule.to_vec(),
         attempt_timeout: Duration::from_secs(2),
         hook_in_flight: 16,
         in_flight: 512,
         max_response_bytes: 64 * 1024,
+        drain_deadline: Duration::from_secs(10),
+        per_hook_metrics: 100,
     }
 }
 
@@ -85,21 +118,29 @@ where
 }
 
 pub async fn start_router(prefix: &str) -> Service {
+    start_router_on(prefix, &Servers::default()).await
+}
+
+pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
     let config = hookbus_router::Config {
-        common: common(prefix),
+        common: common_on(prefix, servers),
         listen: String::new(),
         admin_token: Some(ADMIN_TOKEN.into()),
         prefetch: 256,
         key_rotation_overlap: Duration::from_secs(3600),
         attempt_timeout: Duration::from_secs(2),
+        drain_deadline: Duration::from_secs(10),
         command: None,
     };
     spawn("router", move |l, s| hookbus_router::run(config, l, s)).await
 }
 
 pub async fn start_producer(prefix: &str, amqp_url: &str, max_event_bytes: usize) -> Service {
-    let mut common = common(prefix);
-    common.amqp_url = amqp_url.into();
+    let servers = Servers {
+        amqp_url: amqp_url.into(),
+        ..Servers::default()
+    };
+    let common = common_on(prefix, &servers);
     let config = hookbus_producer::Config {
         common,
         listen: String::new(),
@@ -122,6 +163,7 @@ pub struct Pipeline {
     pub router: Service,
     pub deliverers: Vec<Service>,
     pub schedule: Vec<Duration>,
+    pub servers: Servers,
     pub http: reqwest::Client,
 }
 
@@ -137,12 +179,22 @@ impl Pipeline {
     }
 
     pub async fn start_with(test: &str, schedule: &[Duration], deliverers: usize) -> Pipeline {
+        Pipeline::start_on(test, Servers::default(), schedule, deliverers).await
+    }
+
+    /// A pipeline on other servers (a test's private RabbitMQ or Redis).
+    pub async fn start_on(
+        test: &str,
+        servers: Servers,
+        schedule: &[Duration],
+        deliverers: usize,
+    ) -> Pipeline {
         let prefix = unique_prefix(test);
-        let router = start_router(&prefix).await;
-        let producer = start_producer(&prefix, AMQP_URL, 256 * 1024).await;
+        let router = start_router_on(&prefix, &servers).await;
+        let producer = start_producer(&prefix, &servers.amqp_url, 256 * 1024).await;
         let mut started = Vec::new();
         for _ in 0..deliverers {
-            started.push(start_deliverer(deliverer_config(&prefix, schedule)).await);
+            started.push(start_deliverer(deliverer_config_on(&prefix, &servers, schedule)).await);
         }
         let pipeline = Pipeline {
             prefix,
@@ -150,6 +202,7 @@ impl Pipeline {
             router,
             deliverers: started,
             schedule: schedule.to_vec(),
+            servers,
             http: reqwest::Client::new(),
         };
         for addr in pipeline.addrs() {
@@ -257,12 +310,13 @@ impl Pipeline {
     pub async fn stop(self) {
         let prefix = self.prefix.clone();
         let schedule = self.schedule.clone();
+        let servers = self.servers.clone();
         for d in self.deliverers {
             d.stop().await;
         }
         self.producer.stop().await;
         self.router.stop().await;
-        cleanup(&prefix, &schedule).await;
+        cleanup_on(&servers, &prefix, &schedule).await;
     }
 }
 
@@ -324,21 +378,29 @@ pub async fn queue_depth(queue: &str) -> Option<u32> {
     depth
 }
 
-/// Deletes every queue, exchange and Redis key of `prefix`.
+/// Deletes every queue, exchange and Redis key of `prefix` on the shared servers.
 pub async fn cleanup(prefix: &str, schedule: &[Duration]) {
+    cleanup_on(&Servers::default(), prefix, schedule).await
+}
+
+pub async fn cleanup_on(servers: &Servers, prefix: &str, schedule: &[Duration]) {
     let topology = Topology::new(prefix);
     let keys = hookbus_contracts::keys::RedisKeys::new(prefix);
-    let pool = deadpool_redis::Config::from_url(REDIS_URL)
+    let pool = deadpool_redis::Config::from_url(servers.redis_url.as_str())
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .unwrap();
-    let mut redis = pool.get().await.expect("redis");
+    let Ok(mut redis) = pool.get().await else {
+        return;
+    };
     let ids: Vec<String> = redis
         .zrange(keys.hooks_index(), 0, -1)
         .await
         .unwrap_or_default();
-    let conn = hookbus_contracts::broker::connect(AMQP_URL, "hookbus-test-cleanup")
-        .await
-        .expect("rabbitmq");
+    let Ok(conn) =
+        hookbus_contracts::broker::connect(&servers.amqp_url, "hookbus-test-cleanup").await
+    else {
+        return;
+    };
     let ch = conn.create_channel().await.unwrap();
     let mut queues = vec![topology.events_queue(), topology.events_dead_queue()];
     for id in ids.iter().filter_map(|id| HookId::parse(id)) {

@@ -1,0 +1,311 @@
+//! Operating hookbus: every process exports the metrics dashboards rely on; SIGTERM drains
+//! deliveries under way; and the pipeline recovers by itself, losing nothing, when RabbitMQ
+//! or Redis restarts under load (on private servers, so other tests are not disturbed).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookbus_tests::pipeline::{self, queue_depth, Servers, ADMIN_TOKEN};
+use hookbus_tests::servers::{RabbitNode, RedisServer};
+use hookbus_tests::{Pipeline, Receiver};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn metrics_text(http: &reqwest::Client, addr: SocketAddr) -> String {
+    http.get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn has(text: &str, name: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_exports_the_metrics_dashboards_rely_on() {
+    let p = Pipeline::start_with("metrics", &[Duration::from_millis(100)], 1).await;
+    let ok = Receiver::start().await;
+    let gone = Receiver::start().await;
+    gone.set_status(500);
+    p.create_hook(&["PostSignIn"], &ok.url("h")).await;
+    let failing = p.create_hook(&["PostSignIn"], &gone.url("h")).await;
+    p.wait_hooks(2).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    p.ingest(json!({"event": "Nope"})).await;
+    ok.wait_for(1, WAIT).await;
+    let dead = p
+        .topology()
+        .dead_queue(&hookbus_contracts::HookId::parse(failing["id"].as_str().unwrap()).unwrap());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queue_depth(&dead).await != Some(1) {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let expected: [(SocketAddr, &[&str]); 3] = [
+        (
+            p.producer.addr,
+            &[
+                "hookbus_events_ingested_total",
+                "hookbus_events_published_total",
+                "hookbus_ingest_rejected_total",
+                "hookbus_publish_duration_seconds_bucket",
+                "hookbus_rabbitmq_connected",
+            ],
+        ),
+        (
+            p.router.addr,
+            &[
+                "hookbus_router_events_total",
+                "hookbus_router_fanout_bucket",
+                "hookbus_router_deliveries_published_total",
+                "hookbus_hooks",
+                "hookbus_hook_cache_loaded_timestamp_seconds",
+                "hookbus_queue_messages",
+                "hookbus_rabbitmq_connected",
+                "hookbus_redis_connected",
+                "hookbus_consuming",
+            ],
+        ),
+        (
+            p.deliverers[0].addr,
+            &[
+                "hookbus_deliveries_total",
+                "hookbus_delivery_attempts_total",
+                "hookbus_delivery_attempt_duration_seconds_bucket",
+                "hookbus_delivery_latency_seconds_bucket",
+                "hookbus_deliveries_in_flight",
+                "hookbus_deliverer_hook_consumers",
+                "hookbus_hook_backlog_messages",
+                "hookbus_hook_oldest_message_age_seconds",
+                "hookbus_retry_tier_messages",
+                "hookbus_dead_letter_messages",
+                "hookbus_rabbitmq_connected",
+                "hookbus_redis_connected",
+                "hookbus_consuming",
+            ],
+        ),
+    ];
+    // Depth gauges are read from the broker every 10 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    for (addr, names) in expected {
+        loop {
+            let text = metrics_text(&p.http, addr).await;
+            let missing: Vec<&&str> = names.iter().filter(|n| !has(&text, n)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr} lacks {missing:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let deliverer = metrics_text(&p.http, p.deliverers[0].addr).await;
+    assert!(
+        deliverer.contains("hookbus_deliveries_total{outcome=\"delivered\"} 1"),
+        "{deliverer}"
+    );
+    assert!(deliverer.contains("hookbus_deliveries_total{outcome=\"dead_lettered\"} 1"));
+    assert!(deliverer.contains(&format!(
+        "hookbus_dead_letter_messages{{hook_id=\"{}\"}} 1",
+        failing["id"].as_str().unwrap()
+    )));
+    assert!(!deliverer.contains("event_id"), "no unbounded labels");
+    let producer = metrics_text(&p.http, p.producer.addr).await;
+    assert!(producer.contains("hookbus_ingest_rejected_total{reason=\"unknown_event\"} 1"));
+    assert!(producer.contains("hookbus_events_published_total{event=\"PostSignIn\"} 1"));
+    for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
+        let res = p
+            .http
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_deliveries_under_way_and_loses_nothing() {
+    let p = Pipeline::start_with("sigterm", &[Duration::from_secs(1)], 0).await;
+    let receiver = Receiver::start().await;
+    receiver.set_delay(Duration::from_millis(1500));
+    p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbus-svc"))
+        .arg("deliverer")
+        .env("HOOKBUS_PREFIX", &p.prefix)
+        .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("HOOKBUS_ALLOW_HTTP", "true")
+        .env("HOOKBUS_ALLOW_PRIVATE_TARGETS", "true")
+        .env("HOOKBUS_DELIVERER_LISTEN", "127.0.0.1:0")
+        .env("HOOKBUS_RETRY_SCHEDULE", "1s")
+        .env("HOOKBUS_DRAIN_DEADLINE", "10s")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..5 {
+        p.ingest(json!({"event": "PostSignIn"})).await;
+    }
+    // All five are in flight (the receiver holds each for 1.5 s) when SIGTERM arrives.
+    assert_eq!(receiver.wait_for(5, WAIT).await.len(), 5);
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exits within the deadline")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let hook_queue = p.topology().hook_queue(
+        &hookbus_contracts::HookId::parse(pipeline_hook_id(&p).await.as_str()).unwrap(),
+    );
+    assert_eq!(
+        queue_depth(&hook_queue).await,
+        Some(0),
+        "the finished deliveries were acked, not handed back"
+    );
+    assert_eq!(receiver.received().len(), 5, "nothing was sent twice");
+    p.stop().await;
+}
+
+async fn pipeline_hook_id(p: &Pipeline) -> String {
+    let res = p
+        .http
+        .get(format!("http://{}/api/hooks", p.router.addr))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let hooks: serde_json::Value = res.json().await.unwrap();
+    hooks[0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Publishes through the ingest API at a steady pace until `stop`; returns the ids accepted
+/// (202), which are the ones hookbus promised to deliver.
+fn publish_steadily(
+    p: &Pipeline,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<HashSet<String>> {
+    let (http, addr) = (p.http.clone(), p.producer.addr);
+    let accepted = Arc::new(Mutex::new(HashSet::new()));
+    tokio::spawn(async move {
+        let mut n = 0;
+        while !stop.is_cancelled() && n < 2000 {
+            let body =
+                serde_json::to_vec(&json!({"event": "User.Created", "data": {"n": n}})).unwrap();
+            let (status, res) =
+                pipeline::ingest_raw(&http, addr, Some(pipeline::INGEST_TOKEN), body).await;
+            if status == 202 {
+                accepted
+                    .lock()
+                    .unwrap()
+                    .insert(res["id"].as_str().unwrap().to_owned());
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ids = accepted.lock().unwrap().clone();
+        ids
+    })
+}
+
+async fn all_delivered(receiver: &Receiver, ids: &HashSet<String>) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let got: HashSet<String> = receiver
+            .received()
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        let missing = ids.difference(&got).count();
+        if missing == 0 || tokio::time::Instant::now() > deadline {
+            return missing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn all_ready(p: &Pipeline) {
+    for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
+        p.wait_ready(addr).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_restart_under_load_is_survived_with_nothing_lost() {
+    let rabbit = RabbitNode::start().await;
+    let servers = Servers {
+        amqp_url: rabbit.amqp_url(),
+        ..Servers::default()
+    };
+    let p = Pipeline::start_on("rabbit-restart", servers, &[Duration::from_millis(500)], 1).await;
+    let receiver = Receiver::start().await;
+    p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let publishing = publish_steadily(&p, stop.clone());
+    receiver.wait_for(50, WAIT).await;
+    rabbit.restart().await;
+    receiver
+        .wait_for(receiver.received().len() + 50, Duration::from_secs(60))
+        .await;
+    stop.cancel();
+    let accepted = publishing.await.unwrap();
+    assert!(
+        accepted.len() > 100,
+        "only {} events accepted",
+        accepted.len()
+    );
+    assert_eq!(
+        all_delivered(&receiver, &accepted).await,
+        0,
+        "accepted events lost across the restart"
+    );
+    all_ready(&p).await;
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_load_is_survived_with_nothing_lost() {
+    let mut redis = RedisServer::start().await;
+    let servers = Servers {
+        redis_url: redis.url(),
+        ..Servers::default()
+    };
+    let p = Pipeline::start_on("redis-restart", servers, &[Duration::from_millis(500)], 1).await;
+    let receiver = Receiver::start().await;
+    p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let publishing = publish_steadily(&p, stop.clone());
+    receiver.wait_for(50, WAIT).await;
+    redis.restart().await;
+    receiver
+        .wait_for(receiver.received().len() + 50, Duration::from_secs(60))
+        .await;
+    stop.cancel();
+    let accepted = publishing.await.unwrap();
+    assert_eq!(
+        all_delivered(&receiver, &accepted).await,
+        0,
+        "accepted events lost across the restart"
+    );
+    all_ready(&p).await;
+    p.stop().await;
+}
