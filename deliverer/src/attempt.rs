@@ -295,6 +295,31 @@ mod tests {
             .contains(' '));
     }
 
+    #[tokio::test]
+    async fn the_resolver_refuses_names_that_resolve_to_private_addresses() {
+        use std::str::FromStr;
+        let strict = GuardedResolver {
+            policy: TargetPolicy::default(),
+        };
+        let err = match strict.resolve(Name::from_str("localhost").unwrap()).await {
+            Err(err) => err,
+            Ok(_) => panic!("localhost resolved through the guard"),
+        };
+        assert!(err.downcast_ref::<TargetError>().is_some(), "{err}");
+        let open = GuardedResolver {
+            policy: TargetPolicy {
+                allow_http: true,
+                allow_private: true,
+            },
+        };
+        let addrs: Vec<_> = open
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
+
     #[test]
     fn retry_after_accepts_seconds_and_dates() {
         assert_eq!(
