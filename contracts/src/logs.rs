@@ -123,10 +123,19 @@ impl DeliveryLogs {
         DeliveryLogs { pool, keys }
     }
 
-    /// Stores attempts' records and counts them, in one round trip.
+    /// Stores attempts' records and counts them, in one round trip. A success also ends
+    /// its hook's failing streak (see [`crate::store::HookStore::failing_since`]).
     pub async fn record_all(&self, records: &[LogRecord]) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
         let mut pipe = redis::pipe();
+        let recovered: std::collections::HashSet<&HookId> = records
+            .iter()
+            .filter(|r| r.is_success())
+            .map(|r| &r.payload.hook_id)
+            .collect();
+        for hook in recovered {
+            pipe.del(self.keys.failing_since(hook)).ignore();
+        }
         for record in records {
             let hook = &record.payload.hook_id;
             let logs = self.keys.logs(hook);

@@ -197,6 +197,31 @@ impl HookStore {
         Ok((hooks, total))
     }
 
+    /// Since when `hook` has failed without a success, counting a failure at `now_ms`. The
+    /// streak is shared by every deliverer (the delivery journal ends it on a success) and
+    /// forgotten after `keep` without failures.
+    pub async fn failing_since(
+        &self,
+        hook: &HookId,
+        now_ms: i64,
+        keep: Duration,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let key = self.keys.failing_since(hook);
+        let (since,): (i64,) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(now_ms)
+            .arg("NX")
+            .arg("PX")
+            .arg(keep.as_millis() as u64)
+            .ignore()
+            .get(&key)
+            .query_async(&mut *conn)
+            .await?;
+        Ok(since)
+    }
+
     /// Records that `hook` has a dead-letter queue (for the depth metrics).
     pub async fn note_dead_letters(&self, hook: &HookId) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;

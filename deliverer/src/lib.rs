@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::attempt::{Prepared, Sent};
-use crate::outcome::{AttemptResult, Decision, Outcome, RetryPolicy};
+use crate::outcome::{AttemptResult, Decision, DisableCause, Outcome, RetryPolicy};
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -62,6 +62,10 @@ pub struct Config {
     /// On shutdown, how long deliveries under way may take to finish.
     #[arg(long, env = "HOOKBUS_DRAIN_DEADLINE", default_value = "30s", value_parser = parse_duration)]
     pub drain_deadline: Duration,
+    /// A hook whose endpoint has failed without a single success for this long is disabled
+    /// and its backlog dead-lettered.
+    #[arg(long, env = "HOOKBUS_AUTO_DISABLE_AFTER", default_value = "3days", value_parser = parse_duration)]
+    pub auto_disable_after: Duration,
     /// Hooks that get per-hook queue gauges (bounds the metrics' label set).
     #[arg(long, env = "HOOKBUS_PER_HOOK_METRICS", default_value_t = 100)]
     pub per_hook_metrics: usize,
@@ -83,6 +87,7 @@ pub struct DeliverCtx {
     pub journal: journal::Journal,
     pub pickups: depths::Pickups,
     pub per_hook_metrics: usize,
+    pub auto_disable_after: Duration,
     pub drain_deadline: Duration,
 }
 
@@ -128,6 +133,7 @@ pub async fn run(
         journal,
         pickups: depths::Pickups::default(),
         per_hook_metrics: config.per_hook_metrics,
+        auto_disable_after: config.auto_disable_after,
         drain_deadline: config.drain_deadline,
     });
     let flags = ops::BrokerFlags::register(&readiness);
@@ -187,7 +193,7 @@ async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decisio
             delivery,
             Decision::DeadLetter {
                 reason,
-                disable_hook: false,
+                disable: None,
             },
         );
     };
@@ -221,8 +227,35 @@ async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decisio
     }
     ctx.journal
         .record(log_record(&delivery, &prepared, &sent, &outcome, now));
-    let decision = ctx.policy.decide(&outcome, delivery.attempts);
+    let decision = match failing_too_long(ctx, &delivery.hook_id, &outcome, now).await {
+        Some(reason) => Decision::DeadLetter {
+            reason,
+            disable: Some(DisableCause::FailingTooLong),
+        },
+        None => ctx.policy.decide(&outcome, delivery.attempts),
+    };
     (delivery, decision)
+}
+
+/// After a failure: the auto-disable reason if the hook's endpoint has now failed, without
+/// a success, for longer than the configured window. Redis trouble never disables a hook.
+async fn failing_too_long(
+    ctx: &DeliverCtx,
+    hook: &HookId,
+    outcome: &Outcome,
+    now: i64,
+) -> Option<String> {
+    if *outcome == Outcome::Delivered {
+        return None;
+    }
+    let window = ctx.auto_disable_after;
+    let since = ctx.store.failing_since(hook, now, window * 2).await.ok()?;
+    (now - since > window.as_millis() as i64).then(|| {
+        format!(
+            "failing for more than {}: hook disabled",
+            humantime::format_duration(window)
+        )
+    })
 }
 
 /// The attempt as Logto logs it (`TriggerHook.<event>`), for `recent-logs`.

@@ -115,11 +115,29 @@ pub enum Decision {
         tier: Duration,
         wait: Duration,
     },
-    /// Publish to the hook's dead letters, then ack.
+    /// Publish to the hook's dead letters, then ack; and disable the hook, if `disable`.
     DeadLetter {
         reason: String,
-        disable_hook: bool,
+        disable: Option<DisableCause>,
     },
+}
+
+/// Why the deliverer disables a hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisableCause {
+    /// The endpoint answered 410 Gone.
+    Gone,
+    /// The endpoint failed, without a success, for longer than the auto-disable window.
+    FailingTooLong,
+}
+
+impl DisableCause {
+    pub fn label(self) -> &'static str {
+        match self {
+            DisableCause::Gone => "gone",
+            DisableCause::FailingTooLong => "failing",
+        }
+    }
 }
 
 /// When to try again: `schedule[n]` is the wait before retry `n + 1`, so a schedule of
@@ -161,11 +179,11 @@ impl RetryPolicy {
             Outcome::Delivered => Decision::Ack,
             Outcome::Gone => Decision::DeadLetter {
                 reason: "HTTP 410 Gone: hook disabled".into(),
-                disable_hook: true,
+                disable: Some(DisableCause::Gone),
             },
             Outcome::Permanent { reason } => Decision::DeadLetter {
                 reason: reason.clone(),
-                disable_hook: false,
+                disable: None,
             },
             Outcome::Retryable {
                 reason,
@@ -173,7 +191,7 @@ impl RetryPolicy {
             } => match self.schedule.get(attempts as usize - 1) {
                 None => Decision::DeadLetter {
                     reason: format!("{reason} after {attempts} attempts"),
-                    disable_hook: false,
+                    disable: None,
                 },
                 Some(&scheduled) => {
                     let tier = self.tier_for(scheduled.max(retry_after.unwrap_or_default()));
@@ -267,7 +285,7 @@ mod tests {
         match policy.decide(&fail, 4) {
             Decision::DeadLetter {
                 reason,
-                disable_hook: false,
+                disable: None,
             } => assert_eq!(reason, "HTTP 500 after 4 attempts"),
             other => panic!("{other:?}"),
         }
@@ -275,16 +293,13 @@ mod tests {
         assert!(matches!(
             policy.decide(&Outcome::Gone, 1),
             Decision::DeadLetter {
-                disable_hook: true,
+                disable: Some(DisableCause::Gone),
                 ..
             }
         ));
         assert!(matches!(
             policy.decide(&status(404).classify(), 1),
-            Decision::DeadLetter {
-                disable_hook: false,
-                ..
-            }
+            Decision::DeadLetter { disable: None, .. }
         ));
     }
 

@@ -4,12 +4,14 @@
 
 use hookbus_contracts::broker::{self, PublishError};
 use hookbus_contracts::payload::now_ms;
+use hookbus_contracts::store::UpdateError;
 use hookbus_contracts::{Delivery, HookId};
 use lapin::message::Delivery as AmqpMessage;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use lapin::Channel;
 
-use crate::outcome::Decision;
+use crate::outcome::{Decision, DisableCause};
 use crate::DeliverCtx;
 
 /// Header carrying a dead letter's reason.
@@ -38,10 +40,7 @@ pub async fn settle(
             )
             .await
         }
-        Decision::DeadLetter {
-            reason,
-            disable_hook,
-        } => {
+        Decision::DeadLetter { reason, disable } => {
             let parked = dead_letter(
                 ctx,
                 publish,
@@ -51,8 +50,8 @@ pub async fn settle(
                 reason,
             )
             .await;
-            if parked.is_ok() && *disable_hook {
-                disable(ctx, &delivery.hook_id, reason).await;
+            if let (Ok(()), Some(cause)) = (&parked, disable) {
+                disable_hook(ctx, publish, &delivery.hook_id, *cause, reason).await;
             }
             parked
         }
@@ -134,24 +133,89 @@ pub async fn park_unreadable(
     }
 }
 
-async fn disable(ctx: &DeliverCtx, hook: &HookId, reason: &str) {
-    let disabled = ctx
+/// Disables `hook` and moves its backlog to its dead letters with `reason`. Only the
+/// deliverer that actually turned the hook off does this (and counts it), so concurrent
+/// failures of the same hook disable it once.
+async fn disable_hook(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    hook: &HookId,
+    cause: DisableCause,
+    reason: &str,
+) {
+    let turned_off = ctx
         .store
         .update(hook, |h| {
-            h.enabled = false;
-            Ok::<(), std::convert::Infallible>(())
+            if h.enabled {
+                h.enabled = false;
+                Ok(())
+            } else {
+                Err(())
+            }
         })
         .await;
-    match disabled {
+    match turned_off {
         Ok(_) => {
             tracing::warn!(hook_id = %hook, %reason, "hook disabled");
             ctx.metrics
                 .hooks_disabled
-                .with_label_values(&["gone"])
+                .with_label_values(&[cause.label()])
                 .inc();
+            match park_backlog(ctx, publish, hook, reason).await {
+                Ok(n) => {
+                    tracing::warn!(hook_id = %hook, parked = n, "backlog of a disabled hook dead-lettered")
+                }
+                Err(err) => {
+                    tracing::error!(hook_id = %hook, error = %err, "backlog of a disabled hook not dead-lettered")
+                }
+            }
         }
-        Err(err) => {
-            tracing::error!(hook_id = %hook, error = %err, "could not disable a hook whose endpoint is gone")
+        Err(UpdateError::Refused(())) | Err(UpdateError::NotFound) => {}
+        Err(UpdateError::Store(err)) => {
+            tracing::error!(hook_id = %hook, error = %err, %reason, "could not disable a failing hook")
         }
     }
+}
+
+/// Moves what waits in the hook's queue to its dead letters, each confirmed before it is
+/// acked; bounded by the queue's depth when it starts.
+async fn park_backlog(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    hook: &HookId,
+    reason: &str,
+) -> Result<usize, PublishError> {
+    let queue = ctx.topology.hook_queue(hook);
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let depth = publish
+        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+        .await?
+        .message_count();
+    let mut parked = 0;
+    for _ in 0..depth {
+        let Some(msg) = publish
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+            .await?
+        else {
+            break;
+        };
+        let id = msg
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        dead_letter(ctx, publish, hook, &msg.delivery.data, &id, reason).await?;
+        msg.delivery.ack(BasicAckOptions::default()).await?;
+        ctx.metrics
+            .deliveries
+            .with_label_values(&["dead_lettered"])
+            .inc();
+        parked += 1;
+    }
+    Ok(parked)
 }

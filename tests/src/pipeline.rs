@@ -77,6 +77,7 @@ pub fn deliverer_config_on(
         max_response_bytes: 64 * 1024,
         drain_deadline: Duration::from_secs(10),
         per_hook_metrics: 100,
+        auto_disable_after: Duration::from_secs(3 * 24 * 3600),
     }
 }
 

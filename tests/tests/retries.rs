@@ -350,3 +350,94 @@ async fn the_operator_command_replays_dead_letters() {
     );
     p.stop().await;
 }
+
+async fn consuming(p: &Pipeline, deliverer: std::net::SocketAddr, n: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pipeline::metric(&p.http, deliverer, "hookbus_deliverer_hook_consumers").await != Some(n)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deliverer never consumed the hook"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_failing_longer_than_the_window_is_disabled_and_its_backlog_dead_lettered() {
+    let schedule = [ms(300); 20];
+    let p = Pipeline::start_with("auto-disable", &schedule, 0).await;
+    let mut config = pipeline::deliverer_config(&p.prefix, &schedule);
+    config.auto_disable_after = Duration::from_secs(1);
+    config.hook_in_flight = 1;
+    let deliverer = pipeline::start_deliverer(config).await;
+    let store = hookbus_contracts::store::HookStore::new(
+        REDIS_URL,
+        hookbus_contracts::keys::RedisKeys::new(&p.prefix),
+    )
+    .unwrap();
+
+    // A hook that fails once, recovers, and fails once more after the window: not disabled.
+    let flaky = Receiver::start().await;
+    flaky.script(&[500]);
+    let flaky_hook = p.create_hook(&["User.Created"], &flaky.url("h")).await;
+    consuming(&p, deliverer.addr, 1.0).await;
+    p.ingest(json!({"event": "User.Created"})).await;
+    flaky.wait_for(2, WAIT).await;
+    tokio::time::sleep(ms(1500)).await;
+    flaky.script(&[500]);
+    p.ingest(json!({"event": "User.Created"})).await;
+    flaky.wait_for(4, WAIT).await;
+    assert!(
+        store
+            .get(&hook_id(&flaky_hook))
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled,
+        "a recovered hook was disabled"
+    );
+
+    // A hook that never succeeds: disabled once the window has passed, backlog parked.
+    let down = Receiver::start().await;
+    down.set_status(500);
+    let hook = p.create_hook(&["PostSignIn"], &down.url("h")).await;
+    consuming(&p, deliverer.addr, 2.0).await;
+    for _ in 0..10 {
+        p.ingest(json!({"event": "PostSignIn"})).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while store.get(&hook_id(&hook)).await.unwrap().unwrap().enabled {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failing hook was never disabled"
+        );
+        tokio::time::sleep(ms(100)).await;
+    }
+    let dead = p.topology().dead_queue(&hook_id(&hook));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queue_depth(&dead).await < Some(9) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog was not dead-lettered: {:?}",
+            queue_depth(&dead).await
+        );
+        tokio::time::sleep(ms(100)).await;
+    }
+    let (_, reason) = take_one(&dead).await.unwrap();
+    assert_eq!(
+        reason.as_deref(),
+        Some("failing for more than 1s: hook disabled")
+    );
+    assert_eq!(
+        pipeline::metric(
+            &p.http,
+            deliverer.addr,
+            "hookbus_hooks_disabled_total{reason=\"failing\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    deliverer.stop().await;
+    p.stop().await;
+}
