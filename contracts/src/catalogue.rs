@@ -97,6 +97,18 @@ impl fmt::Debug for EventName {
     }
 }
 
+/// In the OpenAPI document an event name is a string from the catalogue.
+impl utoipa::PartialSchema for EventName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(CATALOGUE.iter().map(|(name, _)| *name)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventName {}
+
 impl Serialize for EventName {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

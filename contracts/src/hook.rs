@@ -14,7 +14,7 @@ use crate::ids::{HookId, SigningKey};
 use crate::payload::now_ms;
 use crate::target::{TargetError, TargetPolicy};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HookConfig {
     pub url: String,
@@ -25,7 +25,7 @@ pub struct HookConfig {
     pub retries: Option<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Hook {
     pub tenant_id: String,
@@ -41,6 +41,7 @@ pub struct Hook {
     /// The key a rotation replaced, still signing beside the new one until `until`, so
     /// receivers can switch keys without a gap. Stored, never shown by the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub retiring_key: Option<RetiringKey>,
 }
 
@@ -91,7 +92,7 @@ impl Hook {
 }
 
 /// The body of `POST /api/hooks` (Logto's fields; unknown ones are refused).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HookInput {
     pub name: Option<String>,
@@ -103,11 +104,12 @@ pub struct HookInput {
 
 /// The body of `PATCH /api/hooks/:id`: each field present replaces the hook's (`config`
 /// whole, as Logto does); `"event": null` clears the legacy field.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HookPatch {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<EventName>)]
     pub event: Option<Option<EventName>>,
     pub events: Option<Vec<EventName>>,
     pub config: Option<HookConfig>,

@@ -48,14 +48,35 @@ impl ApiError {
     }
 }
 
+/// The JSON body of every error answer (Logto's shape).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({"code": self.code, "message": self.message});
-        if let Some(data) = self.data {
-            body["data"] = data;
-        }
+        let body = ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+            data: self.data,
+        };
         (self.status, Json(body)).into_response()
     }
+}
+
+/// Declares the `bearer` security scheme every route of an API document requires.
+pub fn add_bearer_scheme(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    let scheme = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+    openapi
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme("bearer", scheme);
 }
 
 /// The expected bearer token of an API.

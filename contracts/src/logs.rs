@@ -24,7 +24,7 @@ pub const MAX_LOGGED_RESPONSE_BYTES: usize = 4 * 1024;
 const HOUR_MS: i64 = 3600 * 1000;
 
 /// One attempt, in Logto's log shape (plus hookbus's `webhookId`, `attempt`, `durationMs`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogRecord {
     pub id: String,
@@ -34,7 +34,7 @@ pub struct LogRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogPayload {
     pub key: String,
@@ -52,12 +52,13 @@ pub struct LogPayload {
 }
 
 /// The request body is kept as the JSON text that was sent: logging it costs no parse.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HookRequest {
+    #[schema(value_type = Object)]
     pub body: Box<RawValue>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggedResponse {
     pub status_code: u16,
@@ -95,7 +96,7 @@ pub fn logged_response(body: &str) -> String {
     body[..end].to_owned()
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionStats {
     pub request_count: u64,

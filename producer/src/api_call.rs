@@ -17,7 +17,7 @@ use crate::route_table::{self, Emit};
 const MEMBERSHIP_DELTA_CAP: usize = 5_000;
 
 /// One successful (or not) Management API call, as the auth service handled it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiCall {
     pub method: String,
@@ -25,11 +25,14 @@ pub struct ApiCall {
     pub matched_route: String,
     /// The request path, `/users/u1` (a leading `/api` is dropped).
     pub path: String,
+    #[schema(value_type = Object)]
     pub params: Payload,
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub request_body: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub response_body: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
@@ -43,7 +46,7 @@ pub struct ApiCall {
 }
 
 /// The ids a membership change added and removed; empty lists are left out.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MembershipDelta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

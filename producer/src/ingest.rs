@@ -41,16 +41,17 @@ pub struct IngestState {
 
 /// One ingest endpoint: how a body becomes events, and how the answer reads.
 #[derive(Debug, Clone, Copy)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     Event,
     ApiCall,
     Interaction,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 3] = [Endpoint::Event, Endpoint::ApiCall, Endpoint::Interaction];
+    pub(crate) const ALL: [Endpoint; 3] =
+        [Endpoint::Event, Endpoint::ApiCall, Endpoint::Interaction];
 
-    fn path(self) -> &'static str {
+    pub(crate) fn path(self) -> &'static str {
         match self {
             Endpoint::Event => "/api/events",
             Endpoint::ApiCall => "/api/management-api-calls",
@@ -94,6 +95,7 @@ pub fn routes(state: IngestState, token: Arc<str>, max_body_bytes: usize) -> Rou
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
         .route_layer(from_fn_with_state(BearerToken(token), require_bearer))
+        .route("/api/openapi.json", axum::routing::get(openapi_document))
         .layer(axum::middleware::map_response(move |res: Response| {
             let unauthorized = unauthorized.clone();
             async move {
@@ -103,6 +105,10 @@ pub fn routes(state: IngestState, token: Arc<str>, max_body_bytes: usize) -> Rou
                 res
             }
         }))
+}
+
+async fn openapi_document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(<crate::openapi::IngestApi as utoipa::OpenApi>::openapi())
 }
 
 /// Parses an ingest body into an event: `{"event": "<name>", ...Logto payload fields}`.

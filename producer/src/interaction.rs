@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::api_call::insert_some;
 
 /// Which flow the user went through (Logto's `interactionEvent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum InteractionEvent {
     Register,
     SignIn,
@@ -52,7 +52,7 @@ impl InteractionEvent {
 }
 
 /// A user action of the seeds' interaction table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Action {
     Registration,
@@ -85,16 +85,18 @@ impl Action {
 }
 
 /// One completed sign-in flow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Interaction {
     pub interaction_event: InteractionEvent,
     pub session_id: String,
     pub user_id: String,
     /// The user after the flow; only Logto's user-info fields reach a hook.
+    #[schema(value_type = Object)]
     pub user: Payload,
     /// The application the user signed in to (`id`, `type`, `name`, `description`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub application: Option<Payload>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,

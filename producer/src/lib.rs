@@ -5,7 +5,7 @@
 //!   payloads it makes (pure).
 //! - [`publisher`]: the Rust SDK (`publish_event`, `publish_api_call`,
 //!   `publish_interaction`), confirm before returning.
-//! - [`ingest`]: the HTTP ingest API for every other language; [`idempotency`]: its
+//! - [`ingest`]: the HTTP ingest API for every other language; [`openapi`]: its document. [`idempotency`]: its
 //!   `Idempotency-Key`, in Redis.
 //! - [`run`]: the `producer` process: ingest API plus `/healthz`, `/readyz`, `/metrics`.
 //! - [`simulate`]: `producer simulate`, mixed auth traffic through the ingest API.
@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod interaction;
 pub mod metrics;
+pub mod openapi;
 pub mod publisher;
 pub mod route_table;
 pub mod simulate;

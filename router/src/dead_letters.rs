@@ -23,12 +23,13 @@ const REASON: &str = "x-hookbus-reason";
 const DEAD_AT: &str = "x-hookbus-dead-at";
 
 /// One dead letter as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     /// The event id (`webhook-id`); absent for an unreadable message.
     pub event_id: Option<String>,
     pub event: Option<EventName>,
+    #[schema(value_type = Object)]
     pub payload: Value,
     pub reason: String,
     pub attempts: u32,
@@ -38,7 +39,7 @@ pub struct DeadLetter {
 }
 
 /// Which dead letters a replay takes: all by default.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayFilter {
     pub events: Option<Vec<EventName>>,

@@ -13,6 +13,8 @@ use hookbus_contracts::HookId;
 use lapin::Connection;
 use serde_json::{json, Value};
 
+use hookbus_contracts::http::ErrorBody;
+
 use super::{hook_id, invalid, not_found, store_unavailable, Page, Shared};
 use crate::dead_letters::{self, DeadLetter, ReplayFilter};
 
@@ -38,6 +40,11 @@ async fn connect(state: &Shared) -> Result<Connection, ApiError> {
         .map_err(broker_error)
 }
 
+#[utoipa::path(get, path = "/api/hooks/{id}/dead-letters", tag = "dead letters",
+    params(("id" = String, Path), ("page" = Option<usize>, Query, description = "Page number, from 1"),
+        ("page_size" = Option<usize>, Query, description = "Page size (default 20, at most 100)")),
+    responses((status = 200, description = "Dead letters, oldest first; Total-Number and Link set", body = Vec<DeadLetter>),
+        (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -56,6 +63,10 @@ pub async fn list(
     Ok((page.headers(total, &uri), Json(letters)))
 }
 
+#[utoipa::path(post, path = "/api/hooks/{id}/dead-letters/replay", tag = "dead letters",
+    params(("id" = String, Path)), request_body = ReplayFilter,
+    responses((status = 200, description = "{\"replayed\": N}", body = Object),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn replay(
     State(state): State<Shared>,
     Path(id): Path<String>,

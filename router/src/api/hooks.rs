@@ -14,6 +14,8 @@ use hookbus_contracts::{Hook, HookId};
 use lapin::options::QueueDeleteOptions;
 use serde_json::Value;
 
+use hookbus_contracts::http::ErrorBody;
+
 use super::{hook_id, invalid, not_found, store_unavailable, truthy, update_error, Page, Shared};
 
 /// Queues of a deleted hook are removed after deliverers had time to stop consuming them,
@@ -48,6 +50,12 @@ async fn shown(state: &Shared, hooks: &[Hook], with_stats: bool) -> Result<Vec<V
     Ok(shown)
 }
 
+#[utoipa::path(get, path = "/api/hooks", tag = "hooks",
+    params(("page" = Option<usize>, Query, description = "Page number, from 1"),
+        ("page_size" = Option<usize>, Query, description = "Page size (default 20, at most 100)"),
+        ("includeExecutionStats" = Option<bool>, Query, description = "Add 24 h executionStats")),
+    responses((status = 200, description = "Hooks, newest first; paginated lists set Total-Number and Link", body = Vec<Hook>),
+        (status = 400, body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn list(
     State(state): State<Shared>,
     Query(query): Query<HashMap<String, String>>,
@@ -71,6 +79,9 @@ pub async fn list(
     Ok((headers, Json(body)))
 }
 
+#[utoipa::path(post, path = "/api/hooks", tag = "hooks", request_body = HookInput,
+    responses((status = 201, description = "The hook, with its generated signingKey", body = Hook),
+        (status = 400, description = "Invalid input (code hook.missing_events, guard.invalid_input)", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn create(
     State(state): State<Shared>,
     body: Result<Json<HookInput>, JsonRejection>,
@@ -83,6 +94,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(hook.for_api())))
 }
 
+#[utoipa::path(get, path = "/api/hooks/{id}", tag = "hooks",
+    params(("id" = String, Path), ("includeExecutionStats" = Option<bool>, Query)),
+    responses((status = 200, body = Hook), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -98,6 +112,10 @@ pub async fn get_one(
     Ok(Json(shown.remove(0)))
 }
 
+#[utoipa::path(patch, path = "/api/hooks/{id}", tag = "hooks", params(("id" = String, Path)),
+    request_body = HookPatch,
+    responses((status = 200, description = "The updated hook (config is replaced whole)", body = Hook),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn update(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -116,6 +134,8 @@ pub async fn update(
     Ok(Json(hook.for_api()))
 }
 
+#[utoipa::path(patch, path = "/api/hooks/{id}/signing-key", tag = "hooks", params(("id" = String, Path)),
+    responses((status = 200, description = "The hook with a new signingKey; the old one keeps signing webhook-signature for the overlap", body = Hook), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn rotate_key(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -136,6 +156,8 @@ pub async fn rotate_key(
 
 /// Deletes the hook, its logs, and (shortly after) its queue and dead letters: pending
 /// deliveries of a deleted hook are dropped, never sent to its old URL.
+#[utoipa::path(delete, path = "/api/hooks/{id}", tag = "hooks", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted, with its pending deliveries and dead letters"), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<Shared>,
     Path(id): Path<String>,

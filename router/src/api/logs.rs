@@ -10,8 +10,18 @@ use hookbus_contracts::http::ApiError;
 use hookbus_contracts::logs::{LogQuery, LogRecord, LOG_WINDOW_MS};
 use hookbus_contracts::payload::now_ms;
 
+use hookbus_contracts::http::ErrorBody;
+
 use super::{hook_id, invalid, not_found, store_unavailable, Page, Shared};
 
+#[utoipa::path(get, path = "/api/hooks/{id}/recent-logs", tag = "hooks",
+    params(("id" = String, Path), ("page" = Option<usize>, Query, description = "Page number, from 1"),
+        ("page_size" = Option<usize>, Query, description = "Page size (default 20, at most 100)"),
+        ("logKey" = Option<String>, Query, description = "TriggerHook.<event>"),
+        ("start_time" = Option<i64>, Query, description = "Epoch ms (default: 24 h ago)"),
+        ("end_time" = Option<i64>, Query, description = "Epoch ms (default: now)")),
+    responses((status = 200, description = "One record per attempt, newest first; Total-Number and Link set", body = Vec<LogRecord>),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn recent(
     State(state): State<Shared>,
     Path(id): Path<String>,

@@ -6,10 +6,12 @@
 //! - [`hooks`]: list, create, get, patch, delete, rotate the signing key.
 //! - [`logs`]: `recent-logs`; [`testing`]: `POST /api/hooks/:id/test`.
 //! - [`dead_letters`]: list and replay a hook's dead letters.
+//! - [`openapi`]: the document of all of the above, at `GET /api/openapi.json`.
 
 mod dead_letters;
 mod hooks;
 mod logs;
+pub mod openapi;
 mod testing;
 
 use std::collections::HashMap;
@@ -66,6 +68,10 @@ pub fn routes(state: AdminState, token: Arc<str>) -> Router {
         )
         .with_state(Arc::new(state))
         .route_layer(from_fn_with_state(BearerToken(token), require_bearer))
+        .route(
+            "/api/openapi.json",
+            get(|| async { axum::Json(<openapi::AdminApi as utoipa::OpenApi>::openapi()) }),
+        )
 }
 
 impl AdminState {

@@ -15,15 +15,22 @@ use hookbus_deliverer::outcome::AttemptResult;
 use serde::Deserialize;
 use serde_json::json;
 
+use hookbus_contracts::http::ErrorBody;
+
 use super::{hook_id, invalid, not_found, store_unavailable, Shared};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
     events: Vec<EventName>,
     config: HookConfig,
 }
 
+#[utoipa::path(post, path = "/api/hooks/{id}/test", tag = "hooks", params(("id" = String, Path)),
+    request_body = TestRequest,
+    responses((status = 204, description = "Every test payload was answered with 2xx"),
+        (status = 422, description = "hook.endpoint_responded_with_error (data: responseStatus, responseBody) or hook.send_test_payload_failed", body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn test(
     State(state): State<Shared>,
     Path(id): Path<String>,

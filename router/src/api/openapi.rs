@@ -1,0 +1,57 @@
+//! The admin API's OpenAPI document, generated from the handlers' annotations and the
+//! request and response types themselves, served at `GET /api/openapi.json`.
+
+use hookbus_contracts::hook::{HookConfig, HookInput, HookPatch};
+use hookbus_contracts::http::ErrorBody;
+use hookbus_contracts::logs::{ExecutionStats, HookRequest, LogPayload, LogRecord, LoggedResponse};
+use hookbus_contracts::Hook;
+use utoipa::{Modify, OpenApi};
+
+use super::{dead_letters, hooks, logs, testing};
+use crate::dead_letters::{DeadLetter, ReplayFilter};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hookbus admin API",
+        description = "Logto's hooks Management API, plus dead letters. Every route needs `Authorization: Bearer $HOOKBUS_ADMIN_TOKEN`."
+    ),
+    paths(
+        hooks::list,
+        hooks::create,
+        hooks::get_one,
+        hooks::update,
+        hooks::delete,
+        hooks::rotate_key,
+        logs::recent,
+        testing::test,
+        dead_letters::list,
+        dead_letters::replay
+    ),
+    components(schemas(
+        Hook,
+        HookConfig,
+        HookInput,
+        HookPatch,
+        LogRecord,
+        LogPayload,
+        HookRequest,
+        LoggedResponse,
+        ExecutionStats,
+        ErrorBody,
+        DeadLetter,
+        ReplayFilter,
+        testing::TestRequest
+    )),
+    modifiers(&BearerToken),
+    security(("bearer" = []))
+)]
+pub struct AdminApi;
+
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        hookbus_contracts::http::add_bearer_scheme(openapi);
+    }
+}
