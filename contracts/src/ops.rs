@@ -160,6 +160,20 @@ pub async fn serve(
         .await
 }
 
+/// Serves `app` while `work` runs, and until it has finished: on SIGTERM a process keeps
+/// answering `/healthz`, `/readyz` (now 503) and `/metrics` while it drains.
+pub async fn serve_during(
+    listener: TcpListener,
+    app: Router,
+    work: tokio::task::JoinHandle<()>,
+) -> std::io::Result<()> {
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(serve(listener, app, stop.clone()));
+    let _ = work.await;
+    stop.cancel();
+    server.await.unwrap_or(Ok(()))
+}
+
 /// Structured logs: `RUST_LOG` filters (default `info`); `HOOKBUS_LOG_FORMAT=json` for JSON
 /// lines. Call once, from `main`.
 pub fn init_tracing() {

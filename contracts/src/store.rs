@@ -335,6 +335,8 @@ impl HookSnapshot {
 pub struct HookCache {
     current: Arc<ArcSwap<HookSnapshot>>,
     changed: watch::Sender<u64>,
+    /// Epoch ms of the last time the snapshot was confirmed current with Redis.
+    verified: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Default for HookCache {
@@ -342,11 +344,17 @@ impl Default for HookCache {
         HookCache {
             current: Arc::new(ArcSwap::from_pointee(HookSnapshot::default())),
             changed: watch::channel(0).0,
+            verified: Arc::default(),
         }
     }
 }
 
 impl HookCache {
+    /// Epoch ms of the last successful check against Redis (0 before the first).
+    pub fn verified_at_ms(&self) -> i64 {
+        self.verified.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> Arc<HookSnapshot> {
         self.current.load_full()
     }
@@ -420,7 +428,13 @@ pub async fn refresh(
         }
         .await;
         match result {
-            Ok(()) => healthy.set(true),
+            Ok(()) => {
+                healthy.set(true);
+                cache.verified.store(
+                    crate::payload::now_ms(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
             Err(err) => {
                 if healthy.get() {
                     tracing::warn!(error = %err, "Redis unreachable: routing on the last hook configuration");

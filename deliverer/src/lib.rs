@@ -149,8 +149,7 @@ pub async fn run(
     });
     let app = ops::routes(metrics.registry.clone(), readiness);
     tracing::info!(addr = %listener.local_addr()?, "deliverer listening");
-    ops::serve(listener, app, shutdown).await?;
-    let _ = delivering.await;
+    ops::serve_during(listener, app, delivering).await?;
     Ok(())
 }
 

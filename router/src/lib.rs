@@ -119,7 +119,11 @@ pub async fn run(
         readiness.flag("redis"),
         shutdown.clone(),
     ));
-    tokio::spawn(export_cache_metrics(cache.clone(), metrics.clone()));
+    tokio::spawn(export_cache_metrics(
+        cache.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
 
     let ctx = Arc::new(consume::RouterCtx {
         topology: config.common.topology(),
@@ -160,19 +164,27 @@ pub async fn run(
     };
     let app = ops::routes(metrics.registry.clone(), readiness).merge(api::routes(admin, token));
     tracing::info!(addr = %listener.local_addr()?, "router listening");
-    ops::serve(listener, app, shutdown).await?;
-    let _ = routing.await;
+    ops::serve_during(listener, app, routing).await?;
     Ok(())
 }
 
-async fn export_cache_metrics(cache: HookCache, metrics: metrics::Metrics) {
+/// Hooks known, and when the configuration was last confirmed current with Redis (a stale
+/// cache shows as `time() - hookbus_hook_cache_loaded_timestamp_seconds` growing).
+async fn export_cache_metrics(
+    cache: HookCache,
+    metrics: metrics::Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut changes = cache.subscribe();
-    while changes.changed().await.is_ok() {
-        let snapshot = cache.snapshot();
-        metrics.hooks.set(snapshot.hooks().count() as i64);
-        metrics
-            .cache_loaded
-            .set((hookbus_contracts::payload::now_ms() / 1000) as i64);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = changes.changed() => {}
+        }
+        metrics.hooks.set(cache.snapshot().hooks().count() as i64);
+        metrics.cache_loaded.set(cache.verified_at_ms() / 1000);
     }
 }
 

@@ -46,7 +46,7 @@ impl Metrics {
         .expect("valid metric");
         let cache_loaded = IntGauge::new(
             "hookbus_hook_cache_loaded_timestamp_seconds",
-            "Unix time of the last hook configuration load",
+            "Unix time the hook configuration was last confirmed current with Redis",
         )
         .expect("valid metric");
         let hooks = IntGauge::new("hookbus_hooks", "Hooks in the configuration cache")

@@ -143,13 +143,14 @@ async fn sigterm_finishes_deliveries_under_way_and_loses_nothing() {
     let receiver = Receiver::start().await;
     receiver.set_delay(Duration::from_millis(1500));
     p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    let port = hookbus_tests::servers::spare_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbus-svc"))
         .arg("deliverer")
         .env("HOOKBUS_PREFIX", &p.prefix)
         .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("HOOKBUS_ALLOW_HTTP", "true")
         .env("HOOKBUS_ALLOW_PRIVATE_TARGETS", "true")
-        .env("HOOKBUS_DELIVERER_LISTEN", "127.0.0.1:0")
+        .env("HOOKBUS_DELIVERER_LISTEN", format!("127.0.0.1:{port}"))
         .env("HOOKBUS_RETRY_SCHEDULE", "1s")
         .env("HOOKBUS_DRAIN_DEADLINE", "10s")
         .env("RUST_LOG", "warn")
@@ -167,6 +168,12 @@ async fn sigterm_finishes_deliveries_under_way_and_loses_nothing() {
         .args(["-TERM", &pid])
         .status()
         .unwrap();
+    // While it drains it is alive, not ready, and still scraped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let get = |path: &str| p.http.get(format!("http://127.0.0.1:{port}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 503);
+    assert_eq!(get("/metrics").await.unwrap().status(), 200);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .expect("exits within the deadline")
