@@ -7,6 +7,8 @@
 //! hourly hashes that expire after a day: `executionStats` sums 24 small hashes instead of
 //! scanning records.
 
+use std::collections::HashMap;
+
 use deadpool_redis::redis::{self, AsyncCommands};
 use deadpool_redis::Pool;
 use serde::{Deserialize, Serialize};
@@ -124,39 +126,59 @@ impl DeliveryLogs {
         DeliveryLogs { pool, keys }
     }
 
-    /// Stores attempts' records and counts them, in one round trip. A success also ends
-    /// its hook's failing streak (see [`crate::store::HookStore::failing_since`]).
+    /// Stores attempts' records and counts them, in one round trip. Per hook of the batch:
+    /// one `ZADD` of all its records, one trim by age and by count, one expiry, and its
+    /// counters added up per hour, so the commands grow with the hooks in a batch, not with
+    /// its records. A success also ends its hook's failing streak (see
+    /// [`crate::store::HookStore::failing_since`]).
     pub async fn record_all(&self, records: &[LogRecord]) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
-        let mut pipe = redis::pipe();
-        let recovered: std::collections::HashSet<&HookId> = records
-            .iter()
-            .filter(|r| r.is_success())
-            .map(|r| &r.payload.hook_id)
-            .collect();
-        for hook in recovered {
-            pipe.del(self.keys.failing_since(hook)).ignore();
-        }
+        let mut by_hook: HashMap<&HookId, Vec<&LogRecord>> = HashMap::new();
         for record in records {
-            let hook = &record.payload.hook_id;
+            by_hook
+                .entry(&record.payload.hook_id)
+                .or_default()
+                .push(record);
+        }
+        let mut pipe = redis::pipe();
+        for (hook, records) in by_hook {
             let logs = self.keys.logs(hook);
-            let stats = self.keys.stats(hook, record.created_at.div_euclid(HOUR_MS));
-            let json = serde_json::to_string(record).expect("a log record always serializes");
-            pipe.zadd(&logs, json, record.created_at)
+            let members: Vec<(i64, String)> = records
+                .iter()
+                .map(|r| {
+                    (
+                        r.created_at,
+                        serde_json::to_string(r).expect("a log record always serializes"),
+                    )
+                })
+                .collect();
+            let newest = members.iter().map(|(at, _)| *at).max().unwrap_or_default();
+            pipe.zadd_multiple(&logs, &members)
                 .ignore()
-                .zrembyscore(&logs, "-inf", record.created_at - LOG_WINDOW_MS)
+                .zrembyscore(&logs, "-inf", newest - LOG_WINDOW_MS)
                 .ignore()
                 .zremrangebyrank(&logs, 0, -(LOGS_PER_HOOK + 1))
                 .ignore()
                 .pexpire(&logs, LOG_WINDOW_MS + HOUR_MS)
-                .ignore()
-                .hincr(&stats, "requests", 1)
                 .ignore();
-            if record.is_success() {
-                pipe.hincr(&stats, "successes", 1).ignore();
+            let mut hours: HashMap<i64, (i64, i64)> = HashMap::new();
+            for r in &records {
+                let counts = hours.entry(r.created_at.div_euclid(HOUR_MS)).or_default();
+                counts.0 += 1;
+                counts.1 += i64::from(r.is_success());
             }
-            pipe.pexpire(&stats, LOG_WINDOW_MS + HOUR_MS).ignore();
+            for (hour, (requests, successes)) in hours {
+                let stats = self.keys.stats(hook, hour);
+                pipe.hincr(&stats, "requests", requests).ignore();
+                if successes > 0 {
+                    pipe.hincr(&stats, "successes", successes).ignore();
+                }
+                pipe.pexpire(&stats, LOG_WINDOW_MS + HOUR_MS).ignore();
+            }
+            if records.iter().any(|r| r.is_success()) {
+                pipe.del(self.keys.failing_since(hook)).ignore();
+            }
         }
+        let mut conn = self.pool.get().await?;
         pipe.query_async::<()>(&mut *conn).await?;
         Ok(())
     }
