@@ -405,6 +405,8 @@ async fn a_hook_failing_longer_than_the_window_is_disabled_and_its_backlog_dead_
     // A hook that never succeeds: disabled once the window has passed, backlog parked.
     let down = Receiver::start().await;
     down.set_status(500);
+    // Slow failures: while one attempt is under way the others wait in the queue, a backlog.
+    down.set_delay(ms(200));
     let hook = p.create_hook(&["PostSignIn"], &down.url("h")).await;
     consuming(&p, deliverer.addr, 2.0).await;
     for _ in 0..10 {
