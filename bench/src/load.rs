@@ -1,14 +1,15 @@
 //! The workload both paths share: the message body, a saturated burst with a bounded
-//! window of publishes in flight, a paced run at a fixed rate, and the figures they yield.
-//! A path plugs in only its `send` (one publish, returning once the broker confirmed it).
+//! window of publishes in flight, and a paced run at a fixed rate. A path plugs in only its
+//! `send` (one publish, returning once the broker confirmed it).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{anyhow, ensure, Result};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Map, Value};
 
+use crate::figures::{repeat, LatencyRun, Runs, Throughput};
 use crate::receiver::Receiver;
 
 /// Publishes in flight at once (awaiting their confirm).
@@ -52,37 +53,12 @@ pub fn fields(seq: usize, sent_ns: u64) -> Map<String, Value> {
     }
 }
 
-/// Messages per second over a measured span.
-#[derive(Debug, Clone, Copy)]
-pub struct Throughput {
-    pub messages: usize,
-    pub elapsed: Duration,
-}
-
-impl Throughput {
-    pub fn per_sec(&self) -> f64 {
-        self.messages as f64 / self.elapsed.as_secs_f64()
-    }
-}
-
-/// Latency percentiles of one paced run.
-#[derive(Debug, Clone, Copy)]
-pub struct LatencyRun {
-    pub rate: u32,
-    pub samples: usize,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-    /// The rate the receiver actually saw (below `rate` when the path cannot keep up).
-    pub achieved_per_sec: f64,
-}
-
 /// How much load each path gets.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Messages of each saturated run.
     pub events: usize,
-    /// Messages sent, and not measured, before the saturated run.
+    /// Messages sent, and not measured, before a path's measurements.
     pub warmup: usize,
     /// Messages of the saturated HTTP-ingest run.
     pub ingest_events: usize,
@@ -92,18 +68,25 @@ pub struct Plan {
     pub paced_secs: u64,
     /// Idle queues declared per queue type.
     pub idle_queues: usize,
+    /// Times each saturated measurement is made.
+    pub repeats: usize,
 }
 
 /// What one path achieved.
 #[derive(Debug, Clone)]
 pub struct PathFigures {
-    pub saturated: Throughput,
+    pub saturated: Runs,
     pub paced: Vec<LatencyRun>,
     /// Mean size of the bodies the receiver got.
     pub body_bytes: u64,
 }
 
-/// Warm-up, the saturated run, then one paced run per rate of `plan`.
+/// A pause for the broker to finish what the previous phase left behind (deleted queues,
+/// log truncation), so that it does not land in the next phase's latency tail.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// After a pause and a warm-up: one paced run per rate of `plan`, then the saturated run
+/// (last, so that the backlog a burst leaves in the broker cannot skew the latencies).
 pub async fn measure<F, Fut>(
     clock: Clock,
     receiver: &Receiver,
@@ -114,37 +97,23 @@ where
     F: Fn(Map<String, Value>) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    tokio::time::sleep(SETTLE).await;
     saturated(clock, receiver, plan.warmup, &send).await?;
-    let run = saturated(clock, receiver, plan.events, &send).await?;
-    let body_bytes = receiver.mean_body_bytes();
-    println!(
-        "  saturated: {} messages in {:.2} s = {:.0} msg/s",
-        run.messages,
-        run.elapsed.as_secs_f64(),
-        run.per_sec()
-    );
     let mut paced_runs = Vec::new();
     for &rate in &plan.rates {
         let latency = paced(clock, receiver, rate, plan.paced_secs, &send).await?;
-        println!(
-            "  paced {rate}/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0}/s arrived)",
-            ms(latency.p50),
-            ms(latency.p99),
-            ms(latency.max),
-            latency.achieved_per_sec
-        );
+        println!("  paced {rate}/s: {latency}");
         paced_runs.push(latency);
     }
-    Ok(PathFigures {
-        saturated: run,
-        paced: paced_runs,
-        body_bytes,
+    let saturated = repeat("saturated", plan.repeats, || {
+        saturated(clock, receiver, plan.events, &send)
     })
-}
-
-/// A duration in milliseconds, for display.
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    .await?;
+    Ok(PathFigures {
+        saturated,
+        paced: paced_runs,
+        body_bytes: receiver.mean_body_bytes(),
+    })
 }
 
 /// Publishes `n` messages as fast as `WINDOW` allows; the span ends when the last arrives.
@@ -201,37 +170,15 @@ where
         .try_collect::<()>()
         .await?;
     let last = receiver.wait_for(n, ARRIVAL_TIMEOUT).await?;
-    let mut latencies = receiver.take_latencies();
-    latencies.sort_unstable();
-    ensure!(!latencies.is_empty(), "no latency sample arrived");
-    Ok(LatencyRun {
-        rate,
-        samples: latencies.len(),
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
-        max: percentile(&latencies, 1.0),
-        achieved_per_sec: n as f64 / Duration::from_nanos(last - first).as_secs_f64(),
-    })
-}
-
-/// Nearest-rank percentile of sorted nanosecond samples.
-fn percentile(sorted: &[u64], p: f64) -> Duration {
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    Duration::from_nanos(sorted[rank.clamp(1, sorted.len()) - 1])
+    let achieved_per_sec =
+        n as f64 / Duration::from_nanos(last.saturating_sub(first)).as_secs_f64();
+    LatencyRun::new(rate, receiver.take_latencies(), achieved_per_sec)
+        .ok_or_else(|| anyhow!("no latency sample arrived at {rate}/s"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let samples: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&samples, 0.50), Duration::from_nanos(50));
-        assert_eq!(percentile(&samples, 0.99), Duration::from_nanos(99));
-        assert_eq!(percentile(&samples, 1.0), Duration::from_nanos(100));
-        assert_eq!(percentile(&[7], 0.5), Duration::from_nanos(7));
-    }
 
     #[test]
     fn a_body_is_about_300_bytes_and_carries_its_send_time() {

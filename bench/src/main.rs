@@ -6,12 +6,18 @@
 //! - [`bare`]: publisher → quorum queue → relay → classic v2 queue → signing deliverer.
 //! - [`pipeline`]: the real producer, router and deliverer with one hook.
 //! - [`queues`]: classic v2 against quorum for per-hook queues.
-//! - [`load`], [`receiver`]: the shared workload and the receiver that times it.
-//! - [`report`]: the printed tables and the Markdown file.
+//! - [`load`], [`receiver`], [`figures`]: the shared workload, the receiver that times it,
+//!   and what the runs yield.
+//! - [`cpu`]: how much of the machine other programs took meanwhile.
+//! - [`report`], [`machine`]: the printed tables and the Markdown file, and what they were
+//!   measured on.
 
 mod amqp;
 mod bare;
+mod cpu;
+mod figures;
 mod load;
+mod machine;
 mod pipeline;
 mod queues;
 mod rabbitmqctl;
@@ -25,6 +31,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::load::{Clock, Plan};
+
+/// Above this share of the CPU taken by other programs, a run is reported as disturbed.
+const DISTURBED: f64 = 0.05;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +53,9 @@ struct Args {
     /// Seconds of each paced run.
     #[arg(long, default_value_t = 10)]
     paced_secs: u64,
+    /// Times each saturated measurement is made (figures quote the median).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    repeats: u64,
     /// Idle queues declared per queue type for the memory comparison.
     #[arg(long, default_value_t = 1_000)]
     idle_queues: usize,
@@ -64,6 +76,7 @@ impl Args {
             rates: self.rates.clone(),
             paced_secs: self.paced_secs,
             idle_queues: self.idle_queues,
+            repeats: self.repeats as usize,
         }
     }
 }
@@ -73,6 +86,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let plan = args.plan();
     let started = Instant::now();
+    let cpu_at_start = cpu::CpuSample::take();
     let clock = Clock::start();
 
     println!("bare broker: publisher → A → relay → B → deliverer → receiver");
@@ -86,17 +100,36 @@ async fn main() -> Result<()> {
         Some(queues::run(&plan).await.context("queue type comparison")?)
     };
 
+    let others_cpu = others_cpu(cpu_at_start);
     let report = report::Report {
-        machine: report::Machine::detect().await,
+        machine: machine::Machine::detect().await,
         plan: &plan,
         bare: &bare,
         hookbus: &hookbus,
         queues: queues.as_deref(),
         run_time: started.elapsed(),
+        others_cpu,
     };
     println!("\n{}", report.tables());
     std::fs::write(&args.out, report.markdown())
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("written to {}", args.out.display());
     Ok(())
+}
+
+/// The share of the CPU other programs took since `start`, printed with a warning when it
+/// disturbed the figures.
+fn others_cpu(start: Option<cpu::CpuSample>) -> Option<f64> {
+    let share = start.zip(cpu::CpuSample::take())?;
+    let share = share.1.others_since(share.0);
+    let verdict = if share > DISTURBED {
+        ": the figures are disturbed, run again on an idle machine"
+    } else {
+        ""
+    };
+    println!(
+        "other programs used {:.1} % of the CPU during the run{verdict}",
+        share * 100.0
+    );
+    Some(share)
 }

@@ -1,15 +1,23 @@
 //! hookbus end to end with one hook: producer, router and one deliverer started in-process
 //! by the test harness under a prefix of their own, events published with the Rust SDK
 //! (and, for throughput, through the HTTP ingest API), delivered to the bench receiver.
+//!
+//! One hook means the deliverer's per-hook limit (`HOOKBUS_HOOK_IN_FLIGHT`, 16 in the
+//! harness as by default) caps the concurrency of the last hop; a second pipeline with the
+//! bare deliverer's concurrency measures what that limit costs.
+
+use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use hookbus_contracts::EventName;
 use hookbus_producer::Publisher;
-use hookbus_tests::pipeline::AMQP_URL;
+use hookbus_tests::pipeline::{self as harness, AMQP_URL};
 use hookbus_tests::Pipeline;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::load::{self, Clock, PathFigures, Plan, Throughput};
+use crate::amqp::PREFETCH;
+use crate::figures::{repeat, Runs};
+use crate::load::{self, Clock, PathFigures, Plan};
 use crate::receiver::Receiver;
 
 /// The one event the hook subscribes to, and every published event is.
@@ -19,16 +27,28 @@ pub struct HookbusFigures {
     /// Published with `Publisher::publish_event`.
     pub sdk: PathFigures,
     /// Published with `POST /api/events`.
-    pub ingest: Throughput,
+    pub ingest: Runs,
+    /// Rust SDK, saturated, with a deliverer holding `PREFETCH` deliveries of the hook.
+    pub wide: Runs,
 }
 
 /// Measures hookbus; `Pipeline::stop` deletes its queues and Redis keys whatever happens.
 pub async fn run(clock: Clock, plan: &Plan) -> Result<HookbusFigures> {
     let receiver = Receiver::start(clock).await?;
     let pipeline = Pipeline::start("bench").await;
-    let figures = measure(clock, plan, &pipeline, &receiver).await;
+    let measured = measure(clock, plan, &pipeline, &receiver).await;
     pipeline.stop().await;
-    figures
+    let (sdk, ingest) = measured?;
+
+    println!("  (Rust SDK, {PREFETCH} deliveries of the hook in flight instead of 16)");
+    let pipeline = start_wide(PREFETCH).await;
+    let wide = measure_wide(clock, plan, &pipeline, &receiver).await;
+    pipeline.stop().await;
+    Ok(HookbusFigures {
+        sdk,
+        ingest,
+        wide: wide?,
+    })
 }
 
 async fn measure(
@@ -36,34 +56,64 @@ async fn measure(
     plan: &Plan,
     pipeline: &Pipeline,
     receiver: &Receiver,
-) -> Result<HookbusFigures> {
-    pipeline.create_hook(&[EVENT], &receiver.url()).await;
-    pipeline.wait_hooks(1).await;
-    let name = EventName::parse(EVENT)?;
-    let publisher = &Publisher::connect(AMQP_URL, &pipeline.prefix).await?;
+) -> Result<(PathFigures, Runs)> {
+    let publisher = &subscribe(pipeline, receiver).await?;
     println!("  (Rust SDK)");
-    let sdk = load::measure(clock, receiver, plan, move |fields| async move {
-        publisher.publish_event(name, fields).await?;
-        Ok(())
+    let sdk = load::measure(clock, receiver, plan, |fields| publish(publisher, fields)).await?;
+    let ingest = repeat("HTTP ingest, saturated", plan.repeats, || {
+        load::saturated(clock, receiver, plan.ingest_events, |fields| {
+            ingest(pipeline, fields)
+        })
     })
     .await?;
-    let ingest = load::saturated(
-        clock,
-        receiver,
-        plan.ingest_events,
-        |mut fields| async move {
-            fields.insert("event".into(), EVENT.into());
-            let (status, body) = pipeline.ingest(Value::Object(fields)).await;
-            ensure!(status == 202, "ingest answered {status}: {body}");
-            Ok(())
-        },
-    )
-    .await?;
-    println!(
-        "  (HTTP ingest) saturated: {} events in {:.2} s = {:.0} events/s",
-        ingest.messages,
-        ingest.elapsed.as_secs_f64(),
-        ingest.per_sec()
-    );
-    Ok(HookbusFigures { sdk, ingest })
+    Ok((sdk, ingest))
+}
+
+async fn measure_wide(
+    clock: Clock,
+    plan: &Plan,
+    pipeline: &Pipeline,
+    receiver: &Receiver,
+) -> Result<Runs> {
+    let publisher = &subscribe(pipeline, receiver).await?;
+    let send = |fields| publish(publisher, fields);
+    load::saturated(clock, receiver, plan.warmup, send).await?;
+    repeat("saturated", plan.repeats, || {
+        load::saturated(clock, receiver, plan.events, send)
+    })
+    .await
+}
+
+/// Creates the hook, waits until it is routed and consumed, and connects a publisher.
+async fn subscribe(pipeline: &Pipeline, receiver: &Receiver) -> Result<Publisher> {
+    pipeline.create_hook(&[EVENT], &receiver.url()).await;
+    pipeline.wait_hooks(1).await;
+    Ok(Publisher::connect(AMQP_URL, &pipeline.prefix).await?)
+}
+
+async fn publish(publisher: &Publisher, fields: Map<String, Value>) -> Result<()> {
+    publisher
+        .publish_event(EventName::parse(EVENT)?, fields)
+        .await?;
+    Ok(())
+}
+
+async fn ingest(pipeline: &Pipeline, mut fields: Map<String, Value>) -> Result<()> {
+    fields.insert("event".into(), EVENT.into());
+    let (status, body) = pipeline.ingest(Value::Object(fields)).await;
+    ensure!(status == 202, "ingest answered {status}: {body}");
+    Ok(())
+}
+
+/// The harness's pipeline, whose one deliverer holds up to `hook_in_flight` deliveries of
+/// one hook.
+async fn start_wide(hook_in_flight: u16) -> Pipeline {
+    let schedule = [Duration::from_millis(300), Duration::from_millis(600)];
+    let mut pipeline = Pipeline::start_with("bench-wide", &schedule, 0).await;
+    let mut config = harness::deliverer_config(&pipeline.prefix, &schedule);
+    config.hook_in_flight = hook_in_flight;
+    let deliverer = harness::start_deliverer(config).await;
+    pipeline.wait_ready(deliverer.addr).await;
+    pipeline.deliverers.push(deliverer);
+    pipeline
 }

@@ -11,7 +11,8 @@ use lapin::types::FieldTable;
 use lapin::Connection;
 
 use crate::amqp::{self, QueueType, PREFETCH};
-use crate::load::{self, Plan, Throughput, WINDOW};
+use crate::figures::{repeat, Runs, Throughput};
+use crate::load::{self, Plan, WINDOW};
 use crate::rabbitmqctl;
 
 /// Time given to the broker after declaring, before its memory is read.
@@ -20,7 +21,7 @@ const CONSUME_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct QueueFigures {
     pub kind: QueueType,
-    pub throughput: Throughput,
+    pub throughput: Runs,
     pub idle: IdleCost,
 }
 
@@ -52,16 +53,13 @@ async fn measure_both(conn: &Connection, plan: &Plan) -> Result<Vec<QueueFigures
 }
 
 async fn measure(conn: &Connection, kind: QueueType, plan: &Plan) -> Result<QueueFigures> {
-    let throughput = one_queue(conn, kind, plan.events).await?;
-    println!(
-        "  one queue: {} messages in {:.2} s = {:.0} msg/s",
-        throughput.messages,
-        throughput.elapsed.as_secs_f64(),
-        throughput.per_sec()
-    );
+    let throughput = repeat("one queue", plan.repeats, || {
+        one_queue(conn, kind, plan.events)
+    })
+    .await?;
     let idle = idle_queues(conn, kind, plan.idle_queues).await?;
     println!(
-        "  {} idle queues: declared in {:.1} s, {} by list_queues, {} VM delta",
+        "  {} idle queues: declared in {:.1} s, {} by list_queues, {} VM growth",
         idle.queues,
         idle.declare.as_secs_f64(),
         per_queue(idle.queues_memory.map(|b| b as i64), idle.queues),
@@ -137,14 +135,14 @@ async fn pump(conn: &Connection, kind: QueueType, queue: &str, n: usize) -> Resu
 async fn idle_queues(conn: &Connection, kind: QueueType, count: usize) -> Result<IdleCost> {
     let prefix = amqp::unique_prefix("idle");
     let names: Vec<String> = (0..count).map(|i| format!("{prefix}.{i:05}")).collect();
-    let before = rabbitmqctl::status().await.map(|s| s.vm_memory);
+    let before = rabbitmqctl::vm_memory().await;
     let started = Instant::now();
     let declared = amqp::declare_all(conn, &names, kind).await;
     let declare = started.elapsed();
     let memory = match declared {
         Ok(()) => {
             tokio::time::sleep(SETTLE).await;
-            let after = rabbitmqctl::status().await.map(|s| s.vm_memory);
+            let after = rabbitmqctl::vm_memory().await;
             Ok((after, rabbitmqctl::queues_memory(&prefix).await))
         }
         Err(err) => Err(err),

@@ -4,55 +4,11 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use time::macros::format_description;
-use time::OffsetDateTime;
-use tokio::process::Command;
-
-use crate::load::{ms, LatencyRun, PathFigures, Plan, Throughput};
+use crate::figures::{ms, LatencyRun, Runs};
+use crate::load::{PathFigures, Plan};
+use crate::machine::Machine;
 use crate::pipeline::HookbusFigures;
 use crate::queues::{per_queue, QueueFigures};
-use crate::rabbitmqctl;
-
-pub struct Machine {
-    date: String,
-    cpus: usize,
-    cpu_model: String,
-    rustc: String,
-    rabbitmq: String,
-    erlang: String,
-}
-
-impl Machine {
-    pub async fn detect() -> Machine {
-        let status = rabbitmqctl::status().await;
-        let date = OffsetDateTime::now_utc()
-            .format(format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .unwrap_or_default();
-        Machine {
-            date,
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model: cpu_model().unwrap_or_else(|| "unknown".into()),
-            rustc: rustc_version().await.unwrap_or_else(|| "unknown".into()),
-            rabbitmq: status
-                .as_ref()
-                .map_or("unknown".into(), |s| s.rabbitmq_version.clone()),
-            erlang: status.map_or("unknown".into(), |s| s.erlang_version),
-        }
-    }
-}
-
-fn cpu_model() -> Option<String> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("model name"))?;
-    Some(line.split_once(':')?.1.trim().to_owned())
-}
-
-async fn rustc_version() -> Option<String> {
-    let out = Command::new("rustc").arg("--version").output().await.ok()?;
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|v| !v.is_empty())
-}
 
 pub struct Report<'a> {
     pub machine: Machine,
@@ -61,6 +17,8 @@ pub struct Report<'a> {
     pub hookbus: &'a HookbusFigures,
     pub queues: Option<&'a [QueueFigures]>,
     pub run_time: Duration,
+    /// The share of the CPU other programs used during the run.
+    pub others_cpu: Option<f64>,
 }
 
 impl Report<'_> {
@@ -112,9 +70,11 @@ impl Report<'_> {
              - machine: {} CPUs (`nproc`), {}\n\
              - RabbitMQ {} on {}; Redis on the same machine\n\
              - {}, release build\n\
-             - load: {} messages per saturated run (after {} of warm-up), {} through the \
-             HTTP ingest, paced runs of {} s at {} messages/s, {} idle queues per type\n\
-             - the whole run took {:.0} s\n",
+             - load: saturated runs of {} messages ({} through the HTTP ingest), each made \
+             {} times, after {} of warm-up; paced runs of {} s at {} messages/s; {} idle \
+             queues per type\n\
+             - the whole run took {:.0} s; other programs used {} of the machine's CPU \
+             meanwhile\n",
             m.date,
             m.cpus,
             m.cpu_model,
@@ -122,30 +82,38 @@ impl Report<'_> {
             m.erlang,
             m.rustc,
             p.events,
-            p.warmup,
             p.ingest_events,
+            p.repeats,
+            p.warmup,
             p.paced_secs,
             rates.join(" and "),
             p.idle_queues,
-            self.run_time.as_secs_f64()
+            self.run_time.as_secs_f64(),
+            self.others_cpu
+                .map_or("an unknown share".into(), |share| format!(
+                    "{:.1} %",
+                    share * 100.0
+                ))
         )
     }
 
     fn throughput_table(&self) -> String {
-        let bare = self.bare.saturated.per_sec();
+        let bare = self.bare.saturated.median();
         let mut out = String::from(
-            "| path (saturated, 256 publishes in flight) | messages | time (s) | \
-             throughput (msg/s) | vs bare | body at receiver (bytes) |\n\
-             |---|---:|---:|---:|---:|---:|\n",
+            "| path (saturated, 256 publishes in flight) | messages per run | runs | \
+             median (msg/s) | slowest–fastest (msg/s) | median vs bare | body at receiver \
+             (bytes) |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n",
         );
-        let mut row = |name: &str, run: &Throughput, body: String| {
+        let mut row = |name: &str, runs: &Runs, body: String| {
             let _ = writeln!(
                 out,
-                "| {name} | {} | {:.2} | {:.0} | {:.2}× | {body} |",
-                run.messages,
-                run.elapsed.as_secs_f64(),
-                run.per_sec(),
-                run.per_sec() / bare
+                "| {name} | {} | {} | {:.0} | {} | {:.2}× | {body} |",
+                runs.messages(),
+                runs.count(),
+                runs.median(),
+                range(runs),
+                runs.median() / bare
             );
         };
         row(
@@ -161,6 +129,11 @@ impl Report<'_> {
         row(
             "hookbus, HTTP ingest `POST /api/events`",
             &self.hookbus.ingest,
+            "same".into(),
+        );
+        row(
+            "hookbus, Rust SDK, `HOOKBUS_HOOK_IN_FLIGHT=256` (default 16)",
+            &self.hookbus.wide,
             "same".into(),
         );
         out
@@ -196,9 +169,11 @@ impl Report<'_> {
     fn ratio_lines(&self) -> String {
         let (bare, hookbus) = (&self.bare, &self.hookbus.sdk);
         let mut out = format!(
-            "hookbus / bare: saturated throughput **{:.2}×** (Rust SDK), {:.2}× (HTTP ingest)",
-            hookbus.saturated.per_sec() / bare.saturated.per_sec(),
-            self.hookbus.ingest.per_sec() / bare.saturated.per_sec()
+            "hookbus / bare (medians): saturated throughput **{:.2}×** (Rust SDK), {:.2}× (HTTP ingest), \
+             {:.2}× (Rust SDK, 256 deliveries of the hook in flight)",
+            hookbus.saturated.median() / bare.saturated.median(),
+            self.hookbus.ingest.median() / bare.saturated.median(),
+            self.hookbus.wide.median() / bare.saturated.median()
         );
         for (b, h) in bare.paced.iter().zip(&hookbus.paced) {
             let _ = write!(
@@ -209,7 +184,14 @@ impl Report<'_> {
                 latency_ratio(b, h, |r| r.p99)
             );
         }
-        out + ".\n"
+        let limit = self.hookbus.wide.median() / hookbus.saturated.median() - 1.0;
+        let _ = write!(
+            out,
+            ".\n\nRaising the deliverer's per-hook limit from 16 to 256 deliveries in flight \
+             changed the one-hook throughput by {:+.0} %.\n",
+            limit * 100.0
+        );
+        out
     }
 }
 
@@ -219,25 +201,32 @@ fn latency_ratio(
     pick: fn(&LatencyRun) -> Duration,
 ) -> String {
     format!(
-        "{:.1}×",
+        "{:.2}×",
         pick(hookbus).as_secs_f64() / pick(bare).as_secs_f64()
     )
 }
 
+/// `slowest–fastest` of repeated runs, messages per second.
+fn range(runs: &Runs) -> String {
+    let (slowest, fastest) = runs.range();
+    format!("{slowest:.0}–{fastest:.0}")
+}
+
 fn queue_table(queues: &[QueueFigures]) -> String {
     let mut out = String::from(
-        "| queue type | one queue: confirmed publish + acked consume (msg/s) | idle queues | \
-         declare (s) | delete (s) | memory per idle queue (`list_queues memory`) | \
-         Erlang VM growth per idle queue |\n\
+        "| queue type | one queue: confirmed publish + acked consume, median (slowest–fastest), \
+         msg/s | idle queues | declare (s) | delete (s) | memory per idle queue \
+         (`list_queues memory`) | Erlang VM growth per idle queue |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );
     for q in queues {
         let idle = &q.idle;
         let _ = writeln!(
             out,
-            "| {} | {:.0} | {} | {:.1} | {:.1} | {} | {} |",
+            "| {} | {:.0} ({}) | {} | {:.1} | {:.1} | {} | {} |",
             q.kind.label(),
-            q.throughput.per_sec(),
+            q.throughput.median(),
+            range(&q.throughput),
             idle.queues,
             idle.declare.as_secs_f64(),
             idle.delete.as_secs_f64(),
@@ -257,17 +246,24 @@ fn queue_verdict(queues: &[QueueFigures]) -> String {
         (Some(q), Some(c)) if c > 0.0 => format!("{:.1}×", q / c),
         _ => "n/a".into(),
     };
+    let throughput = if quorum.throughput.median() > classic.throughput.median() {
+        "Through one busy queue quorum was the faster here, so throughput does not argue for \
+         classic v2: the choice rests on what thousands of mostly idle queues cost."
+    } else {
+        "Through one busy queue classic v2 was the faster here, and it also costs less idle."
+    };
     format!(
-        "Quorum relative to classic v2, measured here: throughput through one queue \
-         {}, memory per idle queue {} (`list_queues`) and {} (VM growth), declaration time {}.\n\n\
+        "Quorum relative to classic v2, measured here: throughput through one queue {} \
+         (medians), memory per idle queue {} (`list_queues`) and {} (VM growth), declaration \
+         time {}.\n\n\
          **Chosen: classic v2 for per-hook queues** (hookbus's `Topology::declare_hook`), \
          quorum for the events and dead-letter queues. hookbus has one queue per hook, so the \
          per-queue cost of an idle queue is what grows with the number of hooks; a quorum \
-         queue is a Raft group (its own process, log and WAL traffic) even when idle. The \
-         price of classic v2 is that a per-hook backlog lives on one node only: it survives a \
-         broker restart (durable queue, persistent messages) but not the loss of that node's \
-         disk.\n",
-        ratio(|q| Some(q.throughput.per_sec())),
+         queue is a Raft group (its own process, log and WAL traffic) even when idle. \
+         {throughput} The price of classic v2 is that a per-hook backlog lives on one node \
+         only: it survives a broker restart (durable queue, persistent messages) but not the \
+         loss of that node's disk.\n",
+        ratio(|q| Some(q.throughput.median())),
         ratio(|q| q.idle.queues_memory.map(|b| b as f64)),
         ratio(|q| q.idle.vm_delta.map(|b| b as f64)),
         ratio(|q| Some(q.idle.declare.as_secs_f64())),
@@ -281,8 +277,8 @@ hops. Every figure below was measured, and this file was written, by one run of:
 
 ```sh
 cargo run --release -p hookbus-bench
-# options: --events N  --ingest-events N  --rates 100,1000  --paced-secs S
-#          --idle-queues N  --skip-queues  --out PATH
+# options: --events N  --ingest-events N  --repeats N  --rates 100,1000
+#          --paced-secs S  --idle-queues N  --skip-queues  --out PATH
 ```
 
 It needs the RabbitMQ at 127.0.0.1:5672 (guest/guest) and the Redis at 127.0.0.1:6379 of
@@ -312,21 +308,46 @@ const NOTES: &str = "
 ## Notes
 
 - **Two cores for everything.** RabbitMQ, Redis, the three hookbus services, the load
-  generator and the receiver share two cores; in production the broker has its own
-  machines. The figures are this machine's ceiling for the whole system, not hookbus's
-  alone, and compare the two paths on equal terms rather than predict a deployment.
-- **Persistence and confirms dominate.** Each message is persisted in two queues (a
-  quorum queue, then a classic v2 queue) and every hop waits for the broker's confirm
-  before acking the previous one; the bare path pays exactly that too, which is why the
-  ratio isolates hookbus's own work.
-- **One hook is the hardest case for concurrency.** hookbus's deliverer holds at most
-  `HOOKBUS_HOOK_IN_FLIGHT` (default 16, the harness's setting too) deliveries of one hook
-  at a time, so that a slow endpoint cannot take the capacity of the others; the bare
-  deliverer has 256 in flight. With many hooks the deliverer's total (512) applies instead.
-- **Latency at low rates** includes the broker's batching of fsyncs and tokio's 1 ms timer
-  granularity in the pacing; the p99 of a few-second run rests on a few dozen samples at
-  100/s.
-- **Memory figures** come from `rabbitmqctl`: the per-queue sum is the queues' own
-  processes; the VM growth also counts tables and buffers, and is noisier (other clients of
-  the same broker move it too).
+  generator and the receiver share two cores, and a saturated run uses both: the broker
+  takes about one, this process (services, load and receiver together) the other. In
+  production the broker has machines of its own. The figures are this machine's ceiling
+  for the whole system, and compare the two paths on equal terms rather than predict a
+  deployment. The run reports how much CPU other programs took meanwhile: a run where
+  that is more than a few percent should be discarded. Even on an idle machine (a virtual
+  one) the medians of two runs differ by up to a quarter, and so does the ratio: compare
+  figures of the same run, and read the ratio as a half-to-two-thirds rather than to two
+  decimals.
+- **What both paths pay.** Each message is persisted in two queues (a quorum queue, then a
+  classic v2 queue) and every hop waits for the broker's confirm before it acks the
+  previous one; the bare path does exactly that and no more, so the ratio is the cost of
+  hookbus's own work.
+- **What hookbus adds per message**, all on the same two cores: JSON work at every step
+  (the payload put in Logto's order at publish; the event decoded and the delivery encoded
+  by the router; the delivery decoded and the body rendered by the deliverer), larger
+  messages (the delivery envelope; Logto's `event`, `createdAt` and `hookId` in the body),
+  a topic and a direct exchange instead of the default one, two signatures, metrics, and a
+  delivery journal record per attempt written to Redis in batches (Redis shows a few
+  percent of a core during the saturated runs). A profile of a saturated run (`perf`,
+  taken while this benchmark was written) showed no single hot spot: the AMQP client, HTTP
+  and allocation dominate, and the payload reordering (`payload::canonicalize`) is the
+  largest piece of hookbus's own code.
+- **One hook and the per-hook limit.** The deliverer holds at most
+  `HOOKBUS_HOOK_IN_FLIGHT` (default 16, the harness's setting too) deliveries of one hook,
+  so that a slow endpoint cannot take the others' capacity; the bare deliverer has 256. In
+  a saturated one-hook run the backlog builds up in the hook's queue, but the row with 256
+  in flight shows whether the limit or the CPU is what holds the throughput.
+- **The HTTP ingest row** also pays for the client side of every request (reqwest, in
+  this process), which a real producer's machine would carry.
+- **Latency tails vary between runs** by an order of magnitude on this machine: the
+  broker pauses for tens to hundreds of milliseconds now and then (after a burst, while
+  queues are deleted, on a shared disk), and whichever path is running pays. Each path
+  starts after a 5 s pause and measures its paced runs before its saturated ones to keep
+  such pauses out; the p50 is stable, the p99 and max should be read as indications. The
+  pacing itself has tokio's 1 ms timer granularity.
+- **Memory figures** come from `rabbitmqctl`: `list_queues memory` is the queues' own
+  processes; the VM growth (`erlang:memory(total)`) also counts tables and buffers, and
+  other clients of the broker move it too. The broker does not give all the memory of
+  deleted quorum queues back at once, so each figure is a difference within one run.
+  `rabbitmqctl status` took about a minute while a thousand quorum queues existed, which
+  is why the VM memory is read with `rabbitmqctl eval`.
 ";
