@@ -38,6 +38,10 @@ pub struct Config {
     /// Bearer token of the admin API.
     #[arg(long, env = "HOOKBUS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Serve the admin API without a token when none is set: local development only.
+    #[arg(long, env = "HOOKBUS_ADMIN_OPEN", default_value = "false",
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub admin_open: bool,
     /// Events routed concurrently (the events channel's prefetch).
     #[arg(long, env = "HOOKBUS_ROUTER_PREFETCH", default_value_t = 256)]
     pub prefetch: u16,
@@ -89,7 +93,7 @@ pub enum DeadLetterCommand {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("HOOKBUS_ADMIN_TOKEN is not set: the admin API would be open to anyone")]
+    #[error("HOOKBUS_ADMIN_TOKEN is not set: the admin API would be open to anyone (HOOKBUS_ADMIN_OPEN=true opens it on purpose, for local development)")]
     NoToken,
     #[error("hook store: {0}")]
     Store(#[from] StoreError),
@@ -103,12 +107,18 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let token: Arc<str> = config
+    let token: Option<Arc<str>> = config
         .admin_token
         .clone()
         .filter(|t| !t.is_empty())
-        .ok_or(RunError::NoToken)?
-        .into();
+        .map(Into::into);
+    match (&token, config.admin_open) {
+        (None, false) => return Err(RunError::NoToken),
+        (None, true) => tracing::warn!(
+            "HOOKBUS_ADMIN_OPEN: the admin API is open to anyone (local development only)"
+        ),
+        (Some(_), _) => {}
+    }
     let readiness = Readiness::default();
     let store = HookStore::new(&config.common.redis_url, config.common.redis_keys())?;
     let cache = HookCache::default();

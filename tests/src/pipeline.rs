@@ -127,6 +127,7 @@ pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
         common: common_on(prefix, servers),
         listen: String::new(),
         admin_token: Some(ADMIN_TOKEN.into()),
+        admin_open: false,
         prefetch: 256,
         key_rotation_overlap: Duration::from_secs(3600),
         attempt_timeout: Duration::from_secs(2),

@@ -458,3 +458,47 @@ async fn configuration_changes_take_effect_within_a_second_while_events_flow() {
     assert_eq!(after.received().len(), 6, "a deleted hook got an event");
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() {
+    let prefix = hookbus_tests::pipeline::unique_prefix("no-token");
+    let config = |open: bool| hookbus_router::Config {
+        common: hookbus_tests::pipeline::common(&prefix),
+        listen: String::new(),
+        admin_token: None,
+        admin_open: open,
+        prefetch: 8,
+        key_rotation_overlap: Duration::from_secs(60),
+        attempt_timeout: Duration::from_secs(2),
+        drain_deadline: Duration::from_secs(1),
+        command: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = hookbus_router::run(config(false), listener, Default::default()).await;
+    assert!(matches!(refused, Err(hookbus_router::RunError::NoToken)));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let open = tokio::spawn(hookbus_router::run(
+        config(true),
+        listener,
+        shutdown.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Ok(res) = http.get(format!("http://{addr}/api/hooks")).send().await {
+            break res.status().as_u16();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the open router never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 200, "opened on purpose: no token needed");
+    shutdown.cancel();
+    open.await.unwrap().unwrap();
+    hookbus_tests::pipeline::cleanup(&prefix, &[]).await;
+}

@@ -49,8 +49,9 @@ pub struct AdminState {
 
 pub type Shared = Arc<AdminState>;
 
-pub fn routes(state: AdminState, token: Arc<str>) -> Router {
-    Router::new()
+/// The admin routes; `token: None` (only with `HOOKBUS_ADMIN_OPEN=true`) serves them open.
+pub fn routes(state: AdminState, token: Option<Arc<str>>) -> Router {
+    let api = Router::new()
         .route("/api/hooks", get(hooks::list).post(hooks::create))
         .route(
             "/api/hooks/{id}",
@@ -66,12 +67,15 @@ pub fn routes(state: AdminState, token: Arc<str>) -> Router {
             "/api/hooks/{id}/dead-letters/replay",
             post(dead_letters::replay),
         )
-        .with_state(Arc::new(state))
-        .route_layer(from_fn_with_state(BearerToken(token), require_bearer))
-        .route(
-            "/api/openapi.json",
-            get(|| async { axum::Json(<openapi::AdminApi as utoipa::OpenApi>::openapi()) }),
-        )
+        .with_state(Arc::new(state));
+    let api = match token {
+        Some(token) => api.route_layer(from_fn_with_state(BearerToken(token), require_bearer)),
+        None => api,
+    };
+    api.route(
+        "/api/openapi.json",
+        get(|| async { axum::Json(<openapi::AdminApi as utoipa::OpenApi>::openapi()) }),
+    )
 }
 
 impl AdminState {
