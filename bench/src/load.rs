@@ -19,7 +19,7 @@ pub const WINDOW: usize = 256;
 pub const SENT_FIELD: &str = "benchSentNs";
 
 /// The longest wait for one phase's messages to arrive.
-const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(120);
+pub const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One monotonic time base for senders and the receiver (all in this process).
 #[derive(Clone, Copy)]
@@ -127,18 +127,44 @@ where
     F: Fn(Map<String, Value>) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    fanned_out(clock, receiver, n, 1, send).await
+}
+
+/// Publishes `n` messages as fast as `WINDOW` allows, each of which reaches the receiver
+/// `per_message` times (one per hook); the throughput counts arrivals.
+pub async fn fanned_out<F, Fut>(
+    clock: Clock,
+    receiver: &Receiver,
+    n: usize,
+    per_message: usize,
+    send: F,
+) -> Result<Throughput>
+where
+    F: Fn(Map<String, Value>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     receiver.reset();
     let start = clock.now_ns();
+    publish_all(clock, n, &send).await?;
+    let expected = n * per_message;
+    let last = receiver.wait_for(expected, ARRIVAL_TIMEOUT).await?;
+    Ok(Throughput {
+        messages: expected,
+        elapsed: Duration::from_nanos(last.saturating_sub(start)),
+    })
+}
+
+/// Publishes `n` messages with `WINDOW` in flight; returns once all are confirmed.
+pub async fn publish_all<F, Fut>(clock: Clock, n: usize, send: F) -> Result<()>
+where
+    F: Fn(Map<String, Value>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     futures::stream::iter(0..n)
         .map(|seq| send(fields(seq, clock.now_ns())))
         .buffer_unordered(WINDOW)
         .try_collect::<()>()
-        .await?;
-    let last = receiver.wait_for(n, ARRIVAL_TIMEOUT).await?;
-    Ok(Throughput {
-        messages: n,
-        elapsed: Duration::from_nanos(last.saturating_sub(start)),
-    })
+        .await
 }
 
 /// Publishes `rate` messages a second for `secs` seconds, on a fixed schedule; latency is

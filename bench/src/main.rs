@@ -6,12 +6,14 @@
 //! - [`bare`]: publisher → quorum queue → relay → classic v2 queue → signing deliverer.
 //! - [`pipeline`]: the real producer, router and deliverer with one hook.
 //! - [`queues`]: classic v2 against quorum for per-hook queues.
+//! - [`scenarios`]: fan-out, 10,000 hooks, deliverer scaling, isolation, retry storm.
 //! - [`load`], [`receiver`], [`figures`]: the shared workload, the receiver that times it,
 //!   and what the runs yield.
 //! - [`cpu`]: how much of the machine other programs took meanwhile.
 //! - [`report`], [`machine`]: the printed tables and the Markdown file, and what they were
 //!   measured on.
 
+mod alloc;
 mod amqp;
 mod bare;
 mod cpu;
@@ -23,6 +25,7 @@ mod queues;
 mod rabbitmqctl;
 mod receiver;
 mod report;
+mod scenarios;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,6 +34,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::load::{Clock, Plan};
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 /// Above this share of the CPU taken by other programs, a run is reported as disturbed.
 const DISTURBED: f64 = 0.05;
@@ -62,6 +68,27 @@ struct Args {
     /// Skip the queue type comparison.
     #[arg(long)]
     skip_queues: bool,
+    /// Skip the fan-out scenario (one event to 10 hooks).
+    #[arg(long)]
+    skip_fanout: bool,
+    /// Skip the scale-of-configuration scenario.
+    #[arg(long)]
+    skip_scale: bool,
+    /// Hooks configured in the scale scenario, one matching the events.
+    #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
+    scale_hooks: Vec<usize>,
+    /// Skip the deliverer scaling scenario (1, 2 and 4 deliverers, 50 ms receiver).
+    #[arg(long)]
+    skip_scaling: bool,
+    /// Events per deliverer in the deliverer scaling scenario.
+    #[arg(long, default_value_t = 1_000)]
+    scaling_events: usize,
+    /// Skip the isolation scenario (a hanging hook next to good ones).
+    #[arg(long)]
+    skip_isolation: bool,
+    /// Skip the retry storm scenario.
+    #[arg(long)]
+    skip_storm: bool,
     /// Where the report is written.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md"))]
     out: PathBuf,
@@ -100,6 +127,8 @@ async fn main() -> Result<()> {
         Some(queues::run(&plan).await.context("queue type comparison")?)
     };
 
+    let scenarios = scenarios_run(clock, &args, &plan).await?;
+
     let others_cpu = others_cpu(cpu_at_start);
     let report = report::Report {
         machine: machine::Machine::detect().await,
@@ -107,6 +136,7 @@ async fn main() -> Result<()> {
         bare: &bare,
         hookbus: &hookbus,
         queues: queues.as_deref(),
+        scenarios: &scenarios,
         run_time: started.elapsed(),
         others_cpu,
     };
@@ -115,6 +145,57 @@ async fn main() -> Result<()> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("written to {}", args.out.display());
     Ok(())
+}
+
+/// The scenarios of issue 8 beyond one hook, each unless skipped.
+async fn scenarios_run(clock: Clock, args: &Args, plan: &Plan) -> Result<scenarios::Figures> {
+    let receiver = receiver::Receiver::start(clock).await?;
+    let mut figures = scenarios::Figures::default();
+    if !args.skip_fanout {
+        println!("fan-out: one event to {} hooks", scenarios::FANOUT);
+        let events = (plan.events / scenarios::FANOUT).max(1);
+        figures.fanout = Some(
+            scenarios::fanout(clock, &receiver, events, plan.repeats)
+                .await
+                .context("fan-out")?,
+        );
+    }
+    if !args.skip_scale {
+        println!("scale of configuration: {:?} hooks", args.scale_hooks);
+        figures.scale = Some(
+            scenarios::scale(clock, &args.scale_hooks, plan.events / 2, plan.repeats)
+                .await
+                .context("scale of configuration")?,
+        );
+    }
+    if !args.skip_scaling {
+        println!("deliverer scaling: 1, 2 and 4 deliverers, receiver taking 50 ms");
+        figures.scaling = Some(
+            scenarios::scaling(clock, &receiver, &[1, 2, 4], args.scaling_events)
+                .await
+                .context("deliverer scaling")?,
+        );
+    }
+    if !args.skip_isolation {
+        println!(
+            "isolation: {} good hooks, then next to a hanging one",
+            scenarios::GOOD_HOOKS
+        );
+        figures.isolation = Some(
+            scenarios::isolation(clock, &receiver, plan.events / 8)
+                .await
+                .context("isolation")?,
+        );
+    }
+    if !args.skip_storm {
+        println!("retry storm: one delivery in five fails once");
+        figures.storm = Some(
+            scenarios::storm(clock, &receiver, plan.events / 4)
+                .await
+                .context("retry storm")?,
+        );
+    }
+    Ok(figures)
 }
 
 /// The share of the CPU other programs took since `start`, printed with a warning when it

@@ -2,7 +2,13 @@
 //! and records, per phase, how many requests arrived, when the last one did, and each one's
 //! latency (from the send time in its body). It keeps only counters and numbers, so it
 //! stays cheap at tens of thousands of requests.
+//!
+//! Besides `/hook` (answers at once) it serves the endpoints of the scenarios: `/slow`
+//! (50 ms per request), `/hang` (never answers before the deliverer's attempt timeout; not
+//! counted) and `/flaky` (answers 500 to the first attempt of every fifth `webhook-id`;
+//! only the successful attempts are counted).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +17,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde_json::Value;
@@ -24,7 +30,15 @@ struct Shared {
     body_bytes: AtomicU64,
     last_arrival_ns: AtomicU64,
     latencies_ns: Mutex<Vec<u64>>,
+    /// `webhook-id`s `/flaky` has seen, and how many first attempts it failed.
+    flaky_seen: Mutex<HashSet<String>>,
+    flaky_failed: AtomicUsize,
 }
+
+/// How long `/slow` takes per request.
+pub const SLOW: Duration = Duration::from_millis(50);
+/// `/flaky` fails the first attempt of one `webhook-id` in this many.
+pub const FLAKY_EVERY: usize = 5;
 
 pub struct Receiver {
     addr: SocketAddr,
@@ -43,9 +57,14 @@ impl Receiver {
             body_bytes: AtomicU64::new(0),
             last_arrival_ns: AtomicU64::new(0),
             latencies_ns: Mutex::new(Vec::new()),
+            flaky_seen: Mutex::new(HashSet::new()),
+            flaky_failed: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/hook", post(receive))
+            .route("/slow", post(slow))
+            .route("/hang", post(hang))
+            .route("/flaky", post(flaky))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -54,7 +73,17 @@ impl Receiver {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        self.url_at("hook")
+    }
+
+    /// The URL of one of the scenario endpoints (`slow`, `hang`, `flaky`).
+    pub fn url_at(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+
+    /// First attempts `/flaky` failed so far.
+    pub fn flaky_failed(&self) -> usize {
+        self.shared.flaky_failed.load(Ordering::SeqCst)
     }
 
     /// Forgets what arrived so far: the start of a phase.
@@ -96,6 +125,35 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+async fn slow(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
+    tokio::time::sleep(SLOW).await;
+    receive(State(shared), body).await
+}
+
+/// Holds the request until the deliverer gives up on it.
+async fn hang() -> StatusCode {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    StatusCode::NO_CONTENT
+}
+
+async fn flaky(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let fail = {
+        let mut seen = shared.flaky_seen.lock().expect("flaky lock");
+        let first = seen.insert(id);
+        first && seen.len() % FLAKY_EVERY == 0
+    };
+    if fail {
+        shared.flaky_failed.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    receive(State(shared), body).await
 }
 
 async fn receive(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {

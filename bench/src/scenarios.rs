@@ -1,0 +1,379 @@
+//! The scenarios of issue 8 beyond one hook, each on a pipeline of its own (the test
+//! harness's, under its own prefix, removed by `Pipeline::stop` whatever happens):
+//!
+//! - [`fanout`]: one event to 10 hooks, deliveries per second.
+//! - [`scale`]: 10, 1,000 and 10,000 hooks configured, the events matching one of them;
+//!   events per second through the router, and memory per 1,000 idle hooks.
+//! - [`scaling`]: 1, 2 and 4 deliverers against a receiver taking 50 ms per request.
+//! - [`isolation`]: good hooks next to one whose endpoint hangs, against the same good
+//!   hooks alone.
+//! - [`storm`]: one delivery in five fails once; throughput and time to drain.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use hookbus_contracts::keys::RedisKeys;
+use hookbus_contracts::store::{HookSnapshot, HookStore};
+use hookbus_contracts::{EventName, HookId};
+use hookbus_producer::Publisher;
+use hookbus_tests::pipeline::{metric, AMQP_URL, REDIS_URL};
+use hookbus_tests::Pipeline;
+use serde_json::{Map, Value};
+
+use crate::figures::{repeat, LatencyRun, Runs, Throughput};
+use crate::load::{self, Clock, ARRIVAL_TIMEOUT};
+use crate::receiver::Receiver;
+
+/// What the scenarios yield; `None` where skipped.
+#[derive(Default)]
+pub struct Figures {
+    pub fanout: Option<Runs>,
+    pub scale: Option<Vec<ScalePoint>>,
+    pub scaling: Option<Vec<ScalingPoint>>,
+    pub isolation: Option<Isolation>,
+    pub storm: Option<Storm>,
+}
+
+/// The event every scenario publishes.
+const EVENT: &str = "PostSignIn";
+/// The event the idle hooks of [`scale`] subscribe to, never published.
+const OTHER_EVENT: &str = "User.Created";
+/// Hooks of the fan-out scenario.
+pub const FANOUT: usize = 10;
+/// Good hooks of the isolation scenario.
+pub const GOOD_HOOKS: usize = 4;
+
+/// A retry schedule short enough for a storm to drain within the run.
+const STORM_SCHEDULE: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+const SCHEDULE: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(600)];
+
+async fn publish(publisher: &Publisher, fields: Map<String, Value>) -> Result<()> {
+    publisher
+        .publish_event(EventName::parse(EVENT)?, fields)
+        .await?;
+    Ok(())
+}
+
+/// Creates `n` hooks on `url` subscribed to `EVENT`; returns their ids.
+async fn hooks(pipeline: &Pipeline, n: usize, url: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let hook = pipeline.create_hook(&[EVENT], url).await;
+        ids.push(hook["id"].as_str().unwrap_or_default().to_owned());
+    }
+    ids
+}
+
+async fn connect(pipeline: &Pipeline) -> Result<Publisher> {
+    Ok(Publisher::connect(AMQP_URL, &pipeline.prefix).await?)
+}
+
+// ---------------------------------------------------------------------------------------
+// Fan-out
+
+/// Deliveries per second of events each going to `FANOUT` hooks.
+pub async fn fanout(
+    clock: Clock,
+    receiver: &Receiver,
+    events: usize,
+    repeats: usize,
+) -> Result<Runs> {
+    let pipeline = Pipeline::start_with("bench-fanout", &SCHEDULE, 1).await;
+    let measured = async {
+        hooks(&pipeline, FANOUT, &receiver.url()).await;
+        pipeline.wait_hooks(FANOUT).await;
+        let publisher = &connect(&pipeline).await?;
+        let send = |fields| publish(publisher, fields);
+        load::fanned_out(clock, receiver, 200, FANOUT, send).await?;
+        repeat("deliveries", repeats, || {
+            load::fanned_out(clock, receiver, events, FANOUT, send)
+        })
+        .await
+    }
+    .await;
+    pipeline.stop().await;
+    measured
+}
+
+// ---------------------------------------------------------------------------------------
+// Scale of configuration
+
+pub struct ScalePoint {
+    pub hooks: usize,
+    /// Events per second through the router (published → counted by the router).
+    pub router: Runs,
+    /// Heap bytes of a hook cache snapshot (`HookSnapshot`, what the router and every
+    /// deliverer hold) of all the configured hooks.
+    pub cache_bytes: i64,
+    /// Size of one idle hook as stored (JSON).
+    pub stored_bytes: usize,
+}
+
+/// The router with `sizes` hooks configured, one of them subscribed to the published
+/// event. The pipeline has no deliverer: a deliverer consumes the queue of every enabled
+/// hook, and 10,000 consumers (and queues) are beyond this machine's broker next to the
+/// rest; the router, whose cost is what must not grow, is measured alone. The idle hooks
+/// are enabled, valid (same shape as one created through the API), subscribed to
+/// `User.Created`, which is never published, and point at a closed port.
+pub async fn scale(
+    clock: Clock,
+    sizes: &[usize],
+    events: usize,
+    repeats: usize,
+) -> Result<Vec<ScalePoint>> {
+    let pipeline = Pipeline::start_with("bench-scale", &SCHEDULE, 0).await;
+    let store = HookStore::new(REDIS_URL, RedisKeys::new(&pipeline.prefix))?;
+    let mut idle = Vec::new();
+    let measured = scale_on(clock, &pipeline, &store, sizes, events, repeats, &mut idle).await;
+    // Forget the idle hooks before the harness's cleanup: they have no queues to delete.
+    futures::stream::iter(idle.iter())
+        .map(|id| store.delete(id))
+        .buffer_unordered(32)
+        .for_each(|_| async {})
+        .await;
+    pipeline.stop().await;
+    measured
+}
+
+async fn scale_on(
+    clock: Clock,
+    pipeline: &Pipeline,
+    store: &HookStore,
+    sizes: &[usize],
+    events: usize,
+    repeats: usize,
+    idle: &mut Vec<HookId>,
+) -> Result<Vec<ScalePoint>> {
+    let created = pipeline
+        .create_hook(&[EVENT], "http://127.0.0.1:9/matching")
+        .await;
+    let id = HookId::parse(created["id"].as_str().unwrap_or_default())
+        .ok_or_else(|| anyhow!("the API returned no hook id: {created}"))?;
+    let template = store
+        .get(&id)
+        .await?
+        .ok_or_else(|| anyhow!("the created hook is not in the store"))?;
+    let mut idle_hook = template.clone();
+    idle_hook.event = None;
+    idle_hook.events = vec![EventName::parse(OTHER_EVENT)?];
+    idle_hook.config.url = "http://127.0.0.1:9/idle".into();
+    let stored_bytes = serde_json::to_vec(&idle_hook)?.len();
+    let publisher = &connect(pipeline).await?;
+    let mut points = Vec::new();
+    for &size in sizes {
+        let missing = size.saturating_sub(1 + idle.len());
+        let new: Vec<HookId> = (0..missing).map(|_| HookId::generate()).collect();
+        futures::stream::iter(new.iter().cloned())
+            .map(|id| {
+                let mut hook = idle_hook.clone();
+                hook.id = id;
+                async move { store.insert(&hook).await }
+            })
+            .buffer_unordered(32)
+            .try_collect::<()>()
+            .await?;
+        idle.extend(new);
+        wait_router_hooks(pipeline, size).await?;
+        let loaded = store.load_all().await?;
+        let (snapshot, cache_bytes) =
+            crate::alloc::live_bytes(|| HookSnapshot::new(0, loaded.clone()));
+        drop(snapshot);
+        let router = repeat(
+            &format!("{size} hooks, events through the router"),
+            repeats,
+            || through_router(clock, pipeline, publisher, events),
+        )
+        .await?;
+        points.push(ScalePoint {
+            hooks: size,
+            router,
+            cache_bytes,
+            stored_bytes,
+        });
+    }
+    Ok(points)
+}
+
+async fn wait_router_hooks(pipeline: &Pipeline, n: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let hooks = metric(&pipeline.http, pipeline.router.addr, "hookbus_hooks").await;
+        if hooks == Some(n as f64) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("the router holds {hooks:?} hooks, not {n}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes `n` events and times them until the router has counted all of them.
+async fn through_router(
+    clock: Clock,
+    pipeline: &Pipeline,
+    publisher: &Publisher,
+    n: usize,
+) -> Result<Throughput> {
+    let counted = || {
+        metric(
+            &pipeline.http,
+            pipeline.router.addr,
+            "hookbus_router_events_total",
+        )
+    };
+    let before = counted().await.unwrap_or(0.0);
+    let start = Instant::now();
+    load::publish_all(clock, n, |fields| publish(publisher, fields)).await?;
+    let deadline = start + ARRIVAL_TIMEOUT;
+    loop {
+        let now = counted().await.unwrap_or(0.0);
+        if now - before >= n as f64 {
+            return Ok(Throughput {
+                messages: n,
+                elapsed: start.elapsed(),
+            });
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow!("the router counted {} of {n} events", now - before));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Deliverer scaling
+
+pub struct ScalingPoint {
+    pub deliverers: usize,
+    pub run: Throughput,
+}
+
+/// One hook on the 50 ms endpoint, `events_per_deliverer` × n events, for each n.
+pub async fn scaling(
+    clock: Clock,
+    receiver: &Receiver,
+    counts: &[usize],
+    events_per_deliverer: usize,
+) -> Result<Vec<ScalingPoint>> {
+    let mut points = Vec::new();
+    for &n in counts {
+        let pipeline = Pipeline::start_with("bench-scaling", &SCHEDULE, n).await;
+        let measured = async {
+            hooks(&pipeline, 1, &receiver.url_at("slow")).await;
+            pipeline.wait_hooks(1).await;
+            let publisher = &connect(&pipeline).await?;
+            let send = |fields| publish(publisher, fields);
+            load::saturated(clock, receiver, 50 * n, send).await?;
+            load::saturated(clock, receiver, events_per_deliverer * n, send).await
+        }
+        .await;
+        pipeline.stop().await;
+        let run = measured.with_context(|| format!("{n} deliverers"))?;
+        println!("  {n} deliverer(s): {run}");
+        points.push(ScalingPoint { deliverers: n, run });
+    }
+    Ok(points)
+}
+
+// ---------------------------------------------------------------------------------------
+// Isolation
+
+pub struct IsolationRun {
+    pub run: Throughput,
+    pub latency: LatencyRun,
+}
+
+pub struct Isolation {
+    pub alone: IsolationRun,
+    pub with_hang: IsolationRun,
+}
+
+/// `GOOD_HOOKS` hooks, saturated, then the same with a hook whose endpoint hangs until the
+/// deliverer's attempt timeout (2 s in the harness), in the same pipeline.
+pub async fn isolation(clock: Clock, receiver: &Receiver, events: usize) -> Result<Isolation> {
+    let pipeline = Pipeline::start_with("bench-isolation", &SCHEDULE, 1).await;
+    let measured = async {
+        hooks(&pipeline, GOOD_HOOKS, &receiver.url()).await;
+        pipeline.wait_hooks(GOOD_HOOKS).await;
+        let publisher = &connect(&pipeline).await?;
+        let send = |fields| publish(publisher, fields);
+        load::fanned_out(clock, receiver, 200, GOOD_HOOKS, send).await?;
+        let alone = good_hooks(clock, receiver, events, send).await?;
+        println!("  good hooks alone: {}; {}", alone.run, alone.latency);
+        hooks(&pipeline, 1, &receiver.url_at("hang")).await;
+        pipeline.wait_hooks(GOOD_HOOKS + 1).await;
+        let with_hang = good_hooks(clock, receiver, events, send).await?;
+        println!(
+            "  next to a hanging hook: {}; {}",
+            with_hang.run, with_hang.latency
+        );
+        Ok::<_, anyhow::Error>(Isolation { alone, with_hang })
+    }
+    .await;
+    pipeline.stop().await;
+    measured
+}
+
+async fn good_hooks<F, Fut>(
+    clock: Clock,
+    receiver: &Receiver,
+    events: usize,
+    send: F,
+) -> Result<IsolationRun>
+where
+    F: Fn(Map<String, Value>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let run = load::fanned_out(clock, receiver, events, GOOD_HOOKS, send).await?;
+    let latency = LatencyRun::new(0, receiver.take_latencies(), run.per_sec())
+        .ok_or_else(|| anyhow!("no latency sample"))?;
+    Ok(IsolationRun { run, latency })
+}
+
+// ---------------------------------------------------------------------------------------
+// Retry storm
+
+pub struct Storm {
+    pub run: Throughput,
+    /// From the last publish's confirm to the last successful delivery.
+    pub drain: Duration,
+    pub failed_first: usize,
+    pub schedule: Duration,
+}
+
+/// One hook on `/flaky`, `events` events published as fast as possible.
+pub async fn storm(clock: Clock, receiver: &Receiver, events: usize) -> Result<Storm> {
+    let pipeline = Pipeline::start_with("bench-storm", &STORM_SCHEDULE, 1).await;
+    let measured = async {
+        hooks(&pipeline, 1, &receiver.url_at("flaky")).await;
+        pipeline.wait_hooks(1).await;
+        let publisher = &connect(&pipeline).await?;
+        let failed_before = receiver.flaky_failed();
+        receiver.reset();
+        let start = clock.now_ns();
+        load::publish_all(clock, events, |fields| publish(publisher, fields)).await?;
+        let published = clock.now_ns();
+        let last = receiver.wait_for(events, ARRIVAL_TIMEOUT).await?;
+        Ok::<_, anyhow::Error>(Storm {
+            run: Throughput {
+                messages: events,
+                elapsed: Duration::from_nanos(last.saturating_sub(start)),
+            },
+            drain: Duration::from_nanos(last.saturating_sub(published)),
+            failed_first: receiver.flaky_failed() - failed_before,
+            schedule: STORM_SCHEDULE[0],
+        })
+    }
+    .await;
+    pipeline.stop().await;
+    let storm = measured?;
+    println!(
+        "  {}; {} first attempts failed; drained {:.2} s after the last publish",
+        storm.run,
+        storm.failed_first,
+        storm.drain.as_secs_f64()
+    );
+    Ok(storm)
+}
