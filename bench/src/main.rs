@@ -21,6 +21,8 @@ mod figures;
 mod load;
 mod machine;
 mod pipeline;
+mod plot;
+mod progress;
 mod queues;
 mod rabbitmqctl;
 mod receiver;
@@ -37,6 +39,9 @@ use crate::load::{Clock, Plan};
 
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
+
+/// The plot's file name, next to the report.
+const PLOT: &str = "benchmarks.png";
 
 /// Above this share of the CPU taken by other programs, a run is reported as disturbed.
 const DISTURBED: f64 = 0.05;
@@ -130,7 +135,9 @@ async fn main() -> Result<()> {
     let scenarios = scenarios_run(clock, &args, &plan).await?;
 
     let others_cpu = others_cpu(cpu_at_start);
+    let plot = args.out.with_file_name(PLOT);
     let report = report::Report {
+        plot: PLOT,
         machine: machine::Machine::detect().await,
         plan: &plan,
         bare: &bare,
@@ -143,7 +150,8 @@ async fn main() -> Result<()> {
     println!("\n{}", report.tables());
     std::fs::write(&args.out, report.markdown())
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("written to {}", args.out.display());
+    plot::draw(&plot, &report.bars())?;
+    println!("written to {} and {}", args.out.display(), plot.display());
     Ok(())
 }
 

@@ -108,12 +108,16 @@ impl Receiver {
     /// time on the shared clock.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Result<u64> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let progress = crate::progress::bar(n as u64, "arrived");
         loop {
             let arrived = self.shared.arrived.load(Ordering::SeqCst);
+            progress.set_position(arrived.min(n) as u64);
             if arrived >= n {
+                progress.finish_and_clear();
                 return Ok(self.shared.last_arrival_ns.load(Ordering::SeqCst));
             }
             if tokio::time::Instant::now() >= deadline {
+                progress.abandon();
                 bail!("the receiver got {arrived} of {n} messages within {timeout:?}");
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -8,10 +8,13 @@ use crate::figures::{ms, LatencyRun, Runs};
 use crate::load::{PathFigures, Plan};
 use crate::machine::Machine;
 use crate::pipeline::HookbusFigures;
+use crate::plot::Bar;
 use crate::queues::{per_queue, QueueFigures};
 use crate::scenarios;
 
 pub struct Report<'a> {
+    /// The plot's file name, next to the Markdown.
+    pub plot: &'a str,
     pub machine: Machine,
     pub plan: &'a Plan,
     pub bare: &'a PathFigures,
@@ -65,6 +68,8 @@ impl Report<'_> {
         out += "\n## Beyond one hook\n\n";
         out += SCENARIOS_INTRO;
         out += &self.scenario_tables();
+        out += "\n### Throughput against the bare limit\n\n";
+        out += &self.plot_legend();
         out += "\n## Targets of issue 8\n\n";
         out += &self.targets();
         out += NOTES;
@@ -597,3 +602,81 @@ the run repeated. Throughput and latency are the good hooks' deliveries.
 (by `webhook-id`), retry schedule 1 s then 2 s; the run ends when every event has been delivered.
 
 ";
+
+impl Report<'_> {
+    /// Every throughput figure of the run as a ratio to the bare limit, in plot order.
+    pub fn bars(&self) -> Vec<Bar> {
+        let bare = self.bare();
+        let mut bars = Vec::new();
+        let mut bar = |label: String, per_sec: f64, group: usize| {
+            bars.push(Bar {
+                label,
+                ratio: per_sec / bare,
+                group,
+            })
+        };
+        bar("bare broker".into(), bare, 0);
+        bar(
+            "one hook, Rust SDK".into(),
+            self.hookbus.sdk.saturated.median(),
+            1,
+        );
+        bar(
+            "one hook, HTTP ingest".into(),
+            self.hookbus.ingest.median(),
+            1,
+        );
+        bar(
+            "one hook, 256 in flight".into(),
+            self.hookbus.wide.median(),
+            1,
+        );
+        let s = self.scenarios;
+        if let Some(fanout) = &s.fanout {
+            bar(
+                format!("fan-out to {} hooks (deliveries/s)", scenarios::FANOUT),
+                fanout.median(),
+                2,
+            );
+        }
+        for p in s.scale.iter().flatten() {
+            bar(
+                format!("router alone, {} hooks (events/s)", p.hooks),
+                p.router.median(),
+                3,
+            );
+        }
+        for p in s.scaling.iter().flatten() {
+            bar(
+                format!("{} deliverer(s), 50 ms receiver", p.deliverers),
+                p.run.per_sec(),
+                4,
+            );
+        }
+        if let Some(iso) = &s.isolation {
+            bar("good hooks alone".into(), iso.alone.run.per_sec(), 5);
+            bar(
+                "good hooks next to a hanging one".into(),
+                iso.with_hang.run.per_sec(),
+                5,
+            );
+        }
+        if let Some(storm) = &s.storm {
+            bar("retry storm".into(), storm.run.per_sec(), 6);
+        }
+        bars
+    }
+
+    fn plot_legend(&self) -> String {
+        let mut out = format!(
+            "![Throughput of each path and scenario as a ratio to the bare limit]({})\n\n\
+             Bars, left to right (height: ratio to the bare limit; black line: 1.0, grey lines \
+             every 0.5):\n\n",
+            self.plot
+        );
+        for (i, bar) in self.bars().iter().enumerate() {
+            let _ = writeln!(out, "{}. {}: {:.2}×", i + 1, bar.label, bar.ratio);
+        }
+        out
+    }
+}

@@ -160,10 +160,12 @@ async fn scale_on(
     idle_hook.config.url = "http://127.0.0.1:9/idle".into();
     let stored_bytes = serde_json::to_vec(&idle_hook)?.len();
     let publisher = &connect(pipeline).await?;
+    through_router(clock, pipeline, publisher, 500).await?;
     let mut points = Vec::new();
     for &size in sizes {
         let missing = size.saturating_sub(1 + idle.len());
         let new: Vec<HookId> = (0..missing).map(|_| HookId::generate()).collect();
+        let progress = crate::progress::bar(missing as u64, "idle hooks stored");
         futures::stream::iter(new.iter().cloned())
             .map(|id| {
                 let mut hook = idle_hook.clone();
@@ -171,8 +173,10 @@ async fn scale_on(
                 async move { store.insert(&hook).await }
             })
             .buffer_unordered(32)
+            .inspect(|_| progress.inc(1))
             .try_collect::<()>()
             .await?;
+        progress.finish_and_clear();
         idle.extend(new);
         wait_router_hooks(pipeline, size).await?;
         let loaded = store.load_all().await?;
