@@ -180,6 +180,23 @@ where
     F: Fn(Map<String, Value>) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
+    paced_fanned_out(clock, receiver, rate, secs, 1, send).await
+}
+
+/// [`paced`], each message reaching the receiver `per_message` times (one per hook); the
+/// arrival rate counts arrivals.
+pub async fn paced_fanned_out<F, Fut>(
+    clock: Clock,
+    receiver: &Receiver,
+    rate: u32,
+    secs: u64,
+    per_message: usize,
+    send: F,
+) -> Result<LatencyRun>
+where
+    F: Fn(Map<String, Value>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
     ensure!(rate > 0, "a paced rate must be positive");
     receiver.reset();
     let n = rate as usize * secs as usize;
@@ -195,9 +212,9 @@ where
         .buffer_unordered(WINDOW)
         .try_collect::<()>()
         .await?;
-    let last = receiver.wait_for(n, ARRIVAL_TIMEOUT).await?;
+    let last = receiver.wait_for(n * per_message, ARRIVAL_TIMEOUT).await?;
     let achieved_per_sec =
-        n as f64 / Duration::from_nanos(last.saturating_sub(first)).as_secs_f64();
+        (n * per_message) as f64 / Duration::from_nanos(last.saturating_sub(first)).as_secs_f64();
     LatencyRun::new(rate, receiver.take_latencies(), achieved_per_sec)
         .ok_or_else(|| anyhow!("no latency sample arrived at {rate}/s"))
 }

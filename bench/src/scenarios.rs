@@ -286,8 +286,15 @@ pub async fn scaling(
 
 pub struct IsolationRun {
     pub run: Throughput,
+    /// Of the saturated run (mostly queueing behind the burst).
     pub latency: LatencyRun,
+    /// Of a paced run at `ISOLATION_RATE` events/s, below saturation.
+    pub paced: LatencyRun,
 }
+
+/// Events per second of the isolation scenario's paced run (times `GOOD_HOOKS` deliveries).
+pub const ISOLATION_RATE: u32 = 250;
+const ISOLATION_SECS: u64 = 5;
 
 pub struct Isolation {
     pub alone: IsolationRun,
@@ -305,13 +312,16 @@ pub async fn isolation(clock: Clock, receiver: &Receiver, events: usize) -> Resu
         let send = |fields| publish(publisher, fields);
         load::fanned_out(clock, receiver, 200, GOOD_HOOKS, send).await?;
         let alone = good_hooks(clock, receiver, events, send).await?;
-        println!("  good hooks alone: {}; {}", alone.run, alone.latency);
+        println!(
+            "  good hooks alone: {}; {}; paced: {}",
+            alone.run, alone.latency, alone.paced
+        );
         hooks(&pipeline, 1, &receiver.url_at("hang")).await;
         pipeline.wait_hooks(GOOD_HOOKS + 1).await;
         let with_hang = good_hooks(clock, receiver, events, send).await?;
         println!(
-            "  next to a hanging hook: {}; {}",
-            with_hang.run, with_hang.latency
+            "  next to a hanging hook: {}; {}; paced: {}",
+            with_hang.run, with_hang.latency, with_hang.paced
         );
         Ok::<_, anyhow::Error>(Isolation { alone, with_hang })
     }
@@ -330,10 +340,23 @@ where
     F: Fn(Map<String, Value>) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    let run = load::fanned_out(clock, receiver, events, GOOD_HOOKS, send).await?;
+    let paced = load::paced_fanned_out(
+        clock,
+        receiver,
+        ISOLATION_RATE,
+        ISOLATION_SECS,
+        GOOD_HOOKS,
+        &send,
+    )
+    .await?;
+    let run = load::fanned_out(clock, receiver, events, GOOD_HOOKS, &send).await?;
     let latency = LatencyRun::new(0, receiver.take_latencies(), run.per_sec())
         .ok_or_else(|| anyhow!("no latency sample"))?;
-    Ok(IsolationRun { run, latency })
+    Ok(IsolationRun {
+        run,
+        latency,
+        paced,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
