@@ -4,7 +4,7 @@
 //! stays cheap at tens of thousands of requests.
 //!
 //! Besides `/hook` (answers at once) it serves the endpoints of the scenarios: `/slow`
-//! (50 ms per request), `/hang` (never answers before the deliverer's attempt timeout; not
+//! (50 ms per request), `/uncounted` (answers at once, not counted), `/hang` (never answers before the deliverer's attempt timeout; not
 //! counted) and `/flaky` (answers 500 to the first attempt of every fifth `webhook-id`;
 //! only the successful attempts are counted).
 
@@ -65,6 +65,7 @@ impl Receiver {
             .route("/slow", post(slow))
             .route("/hang", post(hang))
             .route("/flaky", post(flaky))
+            .route("/uncounted", post(uncounted))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -134,6 +135,11 @@ impl Drop for Receiver {
 async fn slow(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
     tokio::time::sleep(SLOW).await;
     receive(State(shared), body).await
+}
+
+/// A good endpoint whose deliveries are not counted (the isolation baseline's fifth hook).
+async fn uncounted() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// Holds the request until the deliverer gives up on it.

@@ -624,10 +624,12 @@ channel state, which exist only for enabled hooks it consumes.
 - **Deliverer scaling**: one hook whose endpoint takes 50 ms per request; each deliverer holds at \
 most 16 deliveries of a hook (`HOOKBUS_HOOK_IN_FLIGHT`, the default), so one deliverer tops out at \
 320 deliveries/s and adding deliverers is what adds concurrency; 1,000 events per deliverer.
-- **Isolation**: 4 good hooks, paced at 250 events/s for 5 s (latency below saturation), then \
-saturated; then a fifth hook whose endpoint never answers (the \
-deliverer gives up after its 2 s attempt timeout and retries) is added to the same pipeline and \
-the run repeated. Throughput and latency are the good hooks' deliveries.
+- **Isolation**: 4 good hooks and a fifth good one whose deliveries are not counted, paced at \
+250 events/s for 5 s (latency below saturation), then saturated; then the fifth hook is deleted \
+and one whose endpoint never answers (the deliverer gives up after its 2 s attempt timeout and \
+retries) takes its place in the same pipeline, and the runs are repeated. Both phases route five \
+deliveries per event, so only the hanging differs. Throughput and latency are the 4 good hooks' \
+deliveries.
 - **Retry storm**: one hook whose endpoint answers 500 to the first attempt of every fifth event \
 (by `webhook-id`), retry schedule 1 s then 2 s; the run ends when every event has been delivered.
 
@@ -715,7 +717,7 @@ const GAP_ONE_HOOK: &str =
     "  Where the time goes: both paths leave about one of the two cores to the \
 broker, so hookbus's own work competes with the hops for the other. A `perf` profile (self time, \
 999 Hz, 14 s of the saturated one-hook run; the whole bench process, i.e. producer, router, \
-deliverer, load and receiver; taken on 2026-11-24 right after the full run, on the same build; \
+deliverer, load and receiver; taken on 2026-11-24 at 23:41 UTC between two full runs, with the same services; \
 the release build has no frame pointers, so the split is by the function that ran, not its \
 caller): the kernel (loopback TCP, syscalls, scheduling) 22 %, glibc's allocator about 20 % \
 (`_int_malloc` 6.0, `_int_free` 3.5, `free` 2.9, `malloc` 2.7, `unlink_chunk` 2.7, \
@@ -748,7 +750,10 @@ times the deliveries on the same two cores (broker included), so the run becomes
 the 50 ms receiver is the limit. What would close it: deliverers on machines of their own (as \
 deployed), or the per-message reductions above.\n";
 
-const GAP_ISOLATION: &str = "  Where the time goes: the hanging hook holds its 16 deliveries (the \
-per-hook limit) for the whole attempt timeout, and its retries go through the retry tiers next to \
-the good hooks' traffic. What would close it: a shorter attempt timeout for hooks that time out \
-repeatedly, or auto-disable sooner.\n";
+const GAP_ISOLATION: &str =
+    "  Where the time goes: the hanging hook's attempts only wait (16 at a \
+time, the per-hook limit, for the 2 s attempt timeout), but each failed attempt goes through a \
+retry tier and back and is journalled, and its dead letters are published, all on the same two \
+cores as the good hooks' saturated traffic (broker included); the spread between runs of this \
+scenario is up to a quarter. What would close it: deliverers and broker with cores of their own, \
+and a shorter attempt timeout or earlier auto-disable for an endpoint that keeps timing out.\n";

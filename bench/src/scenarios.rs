@@ -301,13 +301,15 @@ pub struct Isolation {
     pub with_hang: IsolationRun,
 }
 
-/// `GOOD_HOOKS` hooks, saturated, then the same with a hook whose endpoint hangs until the
-/// deliverer's attempt timeout (2 s in the harness), in the same pipeline.
+/// `GOOD_HOOKS` hooks next to a fifth good one (not counted), then next to a fifth whose
+/// endpoint hangs until the deliverer's attempt timeout (2 s in the harness), in the same
+/// pipeline: both phases route five deliveries per event, so only the hanging differs.
 pub async fn isolation(clock: Clock, receiver: &Receiver, events: usize) -> Result<Isolation> {
     let pipeline = Pipeline::start_with("bench-isolation", &SCHEDULE, 1).await;
     let measured = async {
         hooks(&pipeline, GOOD_HOOKS, &receiver.url()).await;
-        pipeline.wait_hooks(GOOD_HOOKS).await;
+        let fifth = hooks(&pipeline, 1, &receiver.url_at("uncounted")).await;
+        pipeline.wait_hooks(GOOD_HOOKS + 1).await;
         let publisher = &connect(&pipeline).await?;
         let send = |fields| publish(publisher, fields);
         load::fanned_out(clock, receiver, 200, GOOD_HOOKS, send).await?;
@@ -316,6 +318,8 @@ pub async fn isolation(clock: Clock, receiver: &Receiver, events: usize) -> Resu
             "  good hooks alone: {}; {}; paced: {}",
             alone.run, alone.latency, alone.paced
         );
+        delete_hook(&pipeline, &fifth[0]).await?;
+        pipeline.wait_hooks(GOOD_HOOKS).await;
         hooks(&pipeline, 1, &receiver.url_at("hang")).await;
         pipeline.wait_hooks(GOOD_HOOKS + 1).await;
         let with_hang = good_hooks(clock, receiver, events, send).await?;
@@ -328,6 +332,21 @@ pub async fn isolation(clock: Clock, receiver: &Receiver, events: usize) -> Resu
     .await;
     pipeline.stop().await;
     measured
+}
+
+async fn delete_hook(pipeline: &Pipeline, id: &str) -> Result<()> {
+    let res = pipeline
+        .http
+        .delete(format!("http://{}/api/hooks/{id}", pipeline.router.addr))
+        .bearer_auth(hookbus_tests::pipeline::ADMIN_TOKEN)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        res.status().is_success(),
+        "deleting hook {id}: {}",
+        res.status()
+    );
+    Ok(())
 }
 
 async fn good_hooks<F, Fut>(
