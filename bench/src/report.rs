@@ -568,6 +568,10 @@ impl Report<'_> {
                 );
                 if change < 0.90 {
                     out += GAP_ROUTER;
+                } else if change > 1.10 {
+                    out += "  The cost per event did not grow; that it fell by more than 10 % \
+                            is the run-to-run spread (see the slowest–fastest ranges), not \
+                            less work per event.\n";
                 }
             }
         }
