@@ -58,8 +58,10 @@ struct Args {
     /// Events of the saturated run through the HTTP ingest API.
     #[arg(long, default_value_t = 10_000)]
     ingest_events: usize,
-    /// Rates of the paced latency runs, messages per second.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    /// Rates of the paced latency runs, messages per second: 100 and 1,000, and about 10, 50
+    /// and 90 % of the one-hook saturation measured on the two-core machine of
+    /// docs/BENCHMARKS.md (about 3,450 events/s).
+    #[arg(long, value_delimiter = ',', default_value = "100,350,1000,1750,3150")]
     rates: Vec<u32>,
     /// Seconds of each paced run.
     #[arg(long, default_value_t = 10)]

@@ -293,7 +293,7 @@ hops. Every figure below was measured, and this file was written, by one run of:
 
 ```sh
 cargo run --release -p hookbus-bench
-# options: --events N  --ingest-events N  --repeats N  --rates 100,1000
+# options: --events N  --ingest-events N  --repeats N  --rates 100,350,1000,1750,3150
 #          --paced-secs S  --idle-queues N  --skip-queues  --out PATH
 #          --skip-fanout  --skip-scale  --scale-hooks 10,1000,10000
 #          --skip-scaling  --scaling-events N  --skip-isolation  --skip-storm
