@@ -401,6 +401,25 @@ impl HookCache {
     }
 }
 
+/// Connects to the hook store and starts keeping a cache of it current (the `redis`
+/// readiness condition follows it): what every process that routes or delivers starts with.
+pub fn start(
+    redis_url: &str,
+    keys: RedisKeys,
+    readiness: &crate::ops::Readiness,
+    shutdown: &CancellationToken,
+) -> Result<(HookStore, HookCache), StoreError> {
+    let store = HookStore::new(redis_url, keys)?;
+    let cache = HookCache::default();
+    tokio::spawn(refresh(
+        store.clone(),
+        cache.clone(),
+        readiness.flag("redis"),
+        shutdown.clone(),
+    ));
+    Ok((store, cache))
+}
+
 /// Keeps `cache` current until `shutdown`. `healthy` reports whether Redis answers; while it
 /// does not, the last snapshot keeps serving.
 pub async fn refresh(

@@ -106,15 +106,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let readiness = Readiness::default();
-    let store = HookStore::new(&config.common.redis_url, config.common.redis_keys())?;
-    let cache = HookCache::default();
+    let (store, cache) = store::start(
+        &config.common.redis_url,
+        config.common.redis_keys(),
+        &readiness,
+        &shutdown,
+    )?;
     let metrics = metrics::Metrics::new();
-    tokio::spawn(store::refresh(
-        store.clone(),
-        cache.clone(),
-        readiness.flag("redis"),
-        shutdown.clone(),
-    ));
     let logs = DeliveryLogs::new(store.pool().clone(), config.common.redis_keys());
     let journal = journal::Journal::start(logs, metrics.logs_dropped.clone(), shutdown.clone());
     let ctx = Arc::new(DeliverCtx {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use hookbus_contracts::config::{parse_duration, CommonConfig};
 use hookbus_contracts::logs::DeliveryLogs;
 use hookbus_contracts::ops::{self, Readiness};
-use hookbus_contracts::store::{self, HookCache, HookStore, StoreError};
+use hookbus_contracts::store::{self, HookCache, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -120,15 +120,13 @@ pub async fn run(
         (Some(_), _) => {}
     }
     let readiness = Readiness::default();
-    let store = HookStore::new(&config.common.redis_url, config.common.redis_keys())?;
-    let cache = HookCache::default();
+    let (store, cache) = store::start(
+        &config.common.redis_url,
+        config.common.redis_keys(),
+        &readiness,
+        &shutdown,
+    )?;
     let metrics = metrics::Metrics::new();
-    tokio::spawn(store::refresh(
-        store.clone(),
-        cache.clone(),
-        readiness.flag("redis"),
-        shutdown.clone(),
-    ));
     tokio::spawn(export_cache_metrics(
         cache.clone(),
         metrics.clone(),

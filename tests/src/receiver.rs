@@ -162,6 +162,27 @@ impl Receiver {
         self.shared.received.lock().unwrap().clone()
     }
 
+    /// How many of `ids` have not arrived (as `webhook-id`) within `timeout`.
+    pub async fn missing(
+        &self,
+        ids: &std::collections::HashSet<String>,
+        timeout: Duration,
+    ) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let got: std::collections::HashSet<String> = self
+                .received()
+                .iter()
+                .map(|r| r.header("webhook-id").to_owned())
+                .collect();
+            let missing = ids.difference(&got).count();
+            if missing == 0 || tokio::time::Instant::now() >= deadline {
+                return missing;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until at least `n` requests arrived, or `timeout`; returns what arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + timeout;

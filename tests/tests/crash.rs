@@ -74,21 +74,6 @@ async fn publish_all(prefix: &str) -> HashSet<String> {
         .await
 }
 
-async fn wait_all(receiver: &Receiver, ids: &HashSet<String>) -> HashSet<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let got: HashSet<String> = receiver
-            .received()
-            .iter()
-            .map(|r| r.header("webhook-id").to_owned())
-            .collect();
-        if ids.is_subset(&got) || tokio::time::Instant::now() >= deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_deliverer_mid_stream_loses_nothing() {
     let prefix = pipeline::unique_prefix("kill-deliverer");
@@ -111,8 +96,7 @@ async fn killing_a_deliverer_mid_stream_loses_nothing() {
     );
 
     let _replacement = spawn_child("deliverer", &prefix, &[]);
-    let got = wait_all(&receiver, &ids).await;
-    let missing = ids.difference(&got).count();
+    let missing = receiver.missing(&ids, Duration::from_secs(90)).await;
     assert_eq!(
         missing, 0,
         "{missing} events lost after kill -9 (killed at {at_kill})"
@@ -149,8 +133,7 @@ async fn killing_the_router_mid_stream_loses_nothing() {
     );
 
     let _replacement = spawn_child("router", &prefix, &[]);
-    let got = wait_all(&receiver, &ids).await;
-    let missing = ids.difference(&got).count();
+    let missing = receiver.missing(&ids, Duration::from_secs(90)).await;
     assert_eq!(
         missing, 0,
         "{missing} events lost after kill -9 ({unrouted:?} unrouted at the kill)"

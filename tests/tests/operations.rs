@@ -232,22 +232,6 @@ fn publish_steadily(
     })
 }
 
-async fn all_delivered(receiver: &Receiver, ids: &HashSet<String>) -> usize {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let got: HashSet<String> = receiver
-            .received()
-            .iter()
-            .map(|r| r.header("webhook-id").to_owned())
-            .collect();
-        let missing = ids.difference(&got).count();
-        if missing == 0 || tokio::time::Instant::now() > deadline {
-            return missing;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn all_ready(p: &Pipeline) {
     for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
         p.wait_ready(addr).await;
@@ -276,7 +260,7 @@ async fn survives_a_restart(test: &str, servers: Servers, restart: impl AsyncFnO
         accepted.len()
     );
     assert_eq!(
-        all_delivered(&receiver, &accepted).await,
+        receiver.missing(&accepted, Duration::from_secs(90)).await,
         0,
         "accepted events lost across the restart"
     );
