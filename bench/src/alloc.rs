@@ -1,8 +1,12 @@
 //! A global allocator that counts, on one thread and only while asked, the bytes live on
 //! the heap: the size of a data structure built synchronously, such as the hook cache's
-//! snapshot. Outside a measurement it costs one thread-local read per allocation.
+//! snapshot. Outside a measurement it costs one thread-local read per allocation. It
+//! allocates with mimalloc, as the service binaries do, so the services run in this process
+//! as they run on their own.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc;
 use std::cell::Cell;
 
 pub struct Counting;
@@ -20,27 +24,27 @@ fn note(bytes: i64) {
     });
 }
 
-// SAFETY: every call is passed to `System` unchanged; the counting touches only
-// const-initialised thread-locals, which never allocate.
+// SAFETY: every call is passed to `MiMalloc` (the services' allocator) unchanged; the
+// counting touches only const-initialised thread-locals, which never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note(layout.size() as i64);
-        unsafe { System.alloc(layout) }
+        unsafe { MiMalloc.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         note(-(layout.size() as i64));
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { MiMalloc.dealloc(ptr, layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note(layout.size() as i64);
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { MiMalloc.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note(new_size as i64 - layout.size() as i64);
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 

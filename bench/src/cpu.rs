@@ -47,34 +47,47 @@ impl CpuSample {
     }
 }
 
-/// User and system jiffies of this process and of every live process of `SERVERS`.
+/// User and system jiffies of this process, of its children (the services it runs in
+/// processes of their own, see `process`: live ones by their command, which is this
+/// process's, and reaped ones through this process's children's times), and of every live
+/// process of `SERVERS`.
 fn ours() -> u64 {
-    let own = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| jiffies(&stat).map(|(_, jiffies)| jiffies))
-        .unwrap_or(0);
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return own;
+    let Ok(own) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
     };
-    let servers: u64 = entries
+    let Some((own_comm, _)) = jiffies(&own) else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let live: u64 = entries
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
         .filter_map(|stat| {
             let (comm, jiffies) = jiffies(&stat)?;
-            SERVERS.contains(&comm).then_some(jiffies)
+            (SERVERS.contains(&comm) || comm == own_comm).then_some(jiffies)
         })
         .sum();
-    own + servers
+    live + reaped_children(&own).unwrap_or(0)
 }
 
 /// The command and utime + stime of one `/proc/<pid>/stat` line.
 fn jiffies(stat: &str) -> Option<(&str, u64)> {
     let (head, rest) = stat.rsplit_once(") ")?;
     let comm = head.split_once(" (")?.1;
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((comm, utime + stime))
+    Some((comm, field(rest, 14)? + field(rest, 15)?))
+}
+
+/// cutime + cstime of one `/proc/<pid>/stat` line: the children it has waited for.
+fn reaped_children(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(") ")?;
+    Some(field(rest, 16)? + field(rest, 17)?)
+}
+
+/// Field `n` (1-based, as in proc(5)) of a stat line, from the text after the command.
+fn field(after_comm: &str, n: usize) -> Option<u64> {
+    // After the command, the state is field 3.
+    after_comm.split_whitespace().nth(n - 3)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -87,5 +100,8 @@ mod tests {
         assert_eq!(jiffies(beam), Some(("beam.smp", 790)));
         let odd = "77 (a) b) R 1 77 77 0 -1 4194560 1 0 0 0 500 50 0 0 20 0 1 0";
         assert_eq!(jiffies(odd), Some(("a) b", 550)));
+        assert_eq!(reaped_children(beam), Some(0));
+        let parent = "9 (bench) S 1 9 9 0 -1 4194560 1 0 0 0 700 90 12 3 20 0 30 0";
+        assert_eq!(reaped_children(parent), Some(15));
     }
 }

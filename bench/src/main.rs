@@ -6,7 +6,8 @@
 //! - [`bare`]: publisher → quorum queue → relay → classic v2 queue → signing deliverer.
 //! - [`pipeline`]: the real producer, router and deliverer with one hook.
 //! - [`queues`]: classic v2 against quorum for per-hook queues.
-//! - [`scenarios`]: fan-out, 10,000 hooks, deliverer scaling, isolation, retry storm.
+//! - [`scenarios`]: fan-out, deliverer scaling, isolation, retry storm; [`scale`]: 10,000
+//!   hooks, with the router and a deliverer in processes of their own ([`process`]).
 //! - [`load`], [`receiver`], [`figures`]: the shared workload, the receiver that times it,
 //!   and what the runs yield.
 //! - [`cpu`]: how much of the machine other programs took meanwhile.
@@ -22,11 +23,13 @@ mod load;
 mod machine;
 mod pipeline;
 mod plot;
+mod process;
 mod progress;
 mod queues;
 mod rabbitmqctl;
 mod receiver;
 mod report;
+mod scale;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -117,6 +120,15 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let mut argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(process::SERVICE) {
+        // `bench service <role> [flags]`: one service for `process::ServiceProcess`.
+        let role = argv.get(2).cloned().unwrap_or_default();
+        argv.drain(1..3.min(argv.len()));
+        return hookbus_tests::service::run(&role, argv)
+            .await
+            .map_err(|e| anyhow::anyhow!("{role}: {e}"));
+    }
     let args = Args::parse();
     let plan = args.plan();
     let started = Instant::now();
@@ -173,7 +185,7 @@ async fn scenarios_run(clock: Clock, args: &Args, plan: &Plan) -> Result<scenari
     if !args.skip_scale {
         println!("scale of configuration: {:?} hooks", args.scale_hooks);
         figures.scale = Some(
-            scenarios::scale(clock, &args.scale_hooks, plan.events / 2, plan.repeats)
+            scale::scale(clock, &args.scale_hooks, plan.events / 2, plan.repeats)
                 .await
                 .context("scale of configuration")?,
         );

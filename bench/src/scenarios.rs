@@ -2,22 +2,17 @@
 //! harness's, under its own prefix, removed by `Pipeline::stop` whatever happens):
 //!
 //! - [`fanout`]: one event to 10 hooks, deliveries per second.
-//! - [`scale`]: 10, 1,000 and 10,000 hooks configured, the events matching one of them;
-//!   events per second through the router, and memory per 1,000 idle hooks.
 //! - [`scaling`]: 1, 2 and 4 deliverers against a receiver taking 50 ms per request.
 //! - [`isolation`]: good hooks next to one whose endpoint hangs, against the same good
 //!   hooks alone.
 //! - [`storm`]: one delivery in five fails once; throughput and time to drain.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use futures::{StreamExt, TryStreamExt};
-use hookbus_contracts::keys::RedisKeys;
-use hookbus_contracts::store::{HookSnapshot, HookStore};
-use hookbus_contracts::{EventName, HookId};
+use hookbus_contracts::EventName;
 use hookbus_producer::Publisher;
-use hookbus_tests::pipeline::{metric, AMQP_URL, REDIS_URL};
+use hookbus_tests::pipeline::AMQP_URL;
 use hookbus_tests::Pipeline;
 use serde_json::{Map, Value};
 
@@ -29,16 +24,14 @@ use crate::receiver::Receiver;
 #[derive(Default)]
 pub struct Figures {
     pub fanout: Option<Runs>,
-    pub scale: Option<Vec<ScalePoint>>,
+    pub scale: Option<crate::scale::Scale>,
     pub scaling: Option<Vec<ScalingPoint>>,
     pub isolation: Option<Isolation>,
     pub storm: Option<Storm>,
 }
 
 /// The event every scenario publishes.
-const EVENT: &str = "PostSignIn";
-/// The event the idle hooks of [`scale`] subscribe to, never published.
-const OTHER_EVENT: &str = "User.Created";
+pub const EVENT: &str = "PostSignIn";
 /// Hooks of the fan-out scenario.
 pub const FANOUT: usize = 10;
 /// Good hooks of the isolation scenario.
@@ -48,7 +41,7 @@ pub const GOOD_HOOKS: usize = 4;
 const STORM_SCHEDULE: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 const SCHEDULE: [Duration; 2] = [Duration::from_millis(300), Duration::from_millis(600)];
 
-async fn publish(publisher: &Publisher, fields: Map<String, Value>) -> Result<()> {
+pub async fn publish(publisher: &Publisher, fields: Map<String, Value>) -> Result<()> {
     publisher
         .publish_event(EventName::parse(EVENT)?, fields)
         .await?;
@@ -94,156 +87,6 @@ pub async fn fanout(
     .await;
     pipeline.stop().await;
     measured
-}
-
-// ---------------------------------------------------------------------------------------
-// Scale of configuration
-
-pub struct ScalePoint {
-    pub hooks: usize,
-    /// Events per second through the router (published → counted by the router).
-    pub router: Runs,
-    /// Heap bytes of a hook cache snapshot (`HookSnapshot`, what the router and every
-    /// deliverer hold) of all the configured hooks.
-    pub cache_bytes: i64,
-    /// Size of one idle hook as stored (JSON).
-    pub stored_bytes: usize,
-}
-
-/// The router with `sizes` hooks configured, one of them subscribed to the published
-/// event. The pipeline has no deliverer: a deliverer consumes the queue of every enabled
-/// hook, and 10,000 consumers (and queues) are beyond this machine's broker next to the
-/// rest; the router, whose cost is what must not grow, is measured alone. The idle hooks
-/// are enabled, valid (same shape as one created through the API), subscribed to
-/// `User.Created`, which is never published, and point at a closed port.
-pub async fn scale(
-    clock: Clock,
-    sizes: &[usize],
-    events: usize,
-    repeats: usize,
-) -> Result<Vec<ScalePoint>> {
-    let pipeline = Pipeline::start_with("bench-scale", &SCHEDULE, 0).await;
-    let store = HookStore::new(REDIS_URL, RedisKeys::new(&pipeline.prefix))?;
-    let mut idle = Vec::new();
-    let measured = scale_on(clock, &pipeline, &store, sizes, events, repeats, &mut idle).await;
-    // Forget the idle hooks before the harness's cleanup: they have no queues to delete.
-    futures::stream::iter(idle.iter())
-        .map(|id| store.delete(id))
-        .buffer_unordered(32)
-        .for_each(|_| async {})
-        .await;
-    pipeline.stop().await;
-    measured
-}
-
-async fn scale_on(
-    clock: Clock,
-    pipeline: &Pipeline,
-    store: &HookStore,
-    sizes: &[usize],
-    events: usize,
-    repeats: usize,
-    idle: &mut Vec<HookId>,
-) -> Result<Vec<ScalePoint>> {
-    let created = pipeline
-        .create_hook(&[EVENT], "http://127.0.0.1:9/matching")
-        .await;
-    let id = HookId::parse(created["id"].as_str().unwrap_or_default())
-        .ok_or_else(|| anyhow!("the API returned no hook id: {created}"))?;
-    let template = store
-        .get(&id)
-        .await?
-        .ok_or_else(|| anyhow!("the created hook is not in the store"))?;
-    let mut idle_hook = template.clone();
-    idle_hook.event = None;
-    idle_hook.events = vec![EventName::parse(OTHER_EVENT)?];
-    idle_hook.config.url = "http://127.0.0.1:9/idle".into();
-    let stored_bytes = serde_json::to_vec(&idle_hook)?.len();
-    let publisher = &connect(pipeline).await?;
-    through_router(clock, pipeline, publisher, 500).await?;
-    let mut points = Vec::new();
-    for &size in sizes {
-        let missing = size.saturating_sub(1 + idle.len());
-        let new: Vec<HookId> = (0..missing).map(|_| HookId::generate()).collect();
-        let progress = crate::progress::bar(missing as u64, "idle hooks stored");
-        futures::stream::iter(new.iter().cloned())
-            .map(|id| {
-                let mut hook = idle_hook.clone();
-                hook.id = id;
-                async move { store.insert(&hook).await }
-            })
-            .buffer_unordered(32)
-            .inspect(|_| progress.inc(1))
-            .try_collect::<()>()
-            .await?;
-        progress.finish_and_clear();
-        idle.extend(new);
-        wait_router_hooks(pipeline, size).await?;
-        let loaded = store.load_all().await?;
-        let (snapshot, cache_bytes) =
-            crate::alloc::live_bytes(|| HookSnapshot::new(0, loaded.clone()));
-        drop(snapshot);
-        let router = repeat(
-            &format!("{size} hooks, events through the router"),
-            repeats,
-            || through_router(clock, pipeline, publisher, events),
-        )
-        .await?;
-        points.push(ScalePoint {
-            hooks: size,
-            router,
-            cache_bytes,
-            stored_bytes,
-        });
-    }
-    Ok(points)
-}
-
-async fn wait_router_hooks(pipeline: &Pipeline, n: usize) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let hooks = metric(&pipeline.http, pipeline.router.addr, "hookbus_hooks").await;
-        if hooks == Some(n as f64) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow!("the router holds {hooks:?} hooks, not {n}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Publishes `n` events and times them until the router has counted all of them.
-async fn through_router(
-    clock: Clock,
-    pipeline: &Pipeline,
-    publisher: &Publisher,
-    n: usize,
-) -> Result<Throughput> {
-    let counted = || {
-        metric(
-            &pipeline.http,
-            pipeline.router.addr,
-            "hookbus_router_events_total",
-        )
-    };
-    let before = counted().await.unwrap_or(0.0);
-    let start = Instant::now();
-    load::publish_all(clock, n, |fields| publish(publisher, fields)).await?;
-    let deadline = start + ARRIVAL_TIMEOUT;
-    loop {
-        let now = counted().await.unwrap_or(0.0);
-        if now - before >= n as f64 {
-            return Ok(Throughput {
-                messages: n,
-                elapsed: start.elapsed(),
-            });
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow!("the router counted {} of {n} events", now - before));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::ids::HookId;
+use crate::wire;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,26 +39,12 @@ impl Delivery {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&DeliveryMessageRef::V1(self)).expect("a delivery always serializes")
+        wire::encode_v1(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Delivery, serde_json::Error> {
-        serde_json::from_slice::<DeliveryMessage>(bytes).map(|DeliveryMessage::V1(d)| d)
+        wire::decode_v1(bytes)
     }
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "v")]
-enum DeliveryMessage {
-    #[serde(rename = "1")]
-    V1(Delivery),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "v")]
-enum DeliveryMessageRef<'a> {
-    #[serde(rename = "1")]
-    V1(&'a Delivery),
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! The event message: what a producer publishes and the router consumes.
 //!
-//! Wire messages are versioned enums (`"v": "1"`): a new layout is a new variant, so a
-//! router in a rolling deploy still reads what an older producer wrote.
+//! Like every wire message it is versioned (see [`crate::wire`]). The payload travels as
+//! JSON text, put in Logto's order once by the producer: the router and the deliverer never
+//! parse or re-encode it.
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::EventName;
 use crate::ids::EventId;
-use crate::payload::{self, Payload};
+use crate::payload::{self, Payload, RawPayload};
+use crate::wire;
 
 /// One domain event, accepted from a producer, with its Logto payload in wire order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,7 +19,7 @@ pub struct Event {
     pub name: EventName,
     /// When hookbus accepted it (epoch ms): the start of end-to-end latency.
     pub accepted_at_ms: i64,
-    pub payload: Payload,
+    pub payload: RawPayload,
 }
 
 impl Event {
@@ -28,31 +30,17 @@ impl Event {
             id: EventId::generate(),
             name,
             accepted_at_ms: now,
-            payload: payload::canonicalize(name, fields, now),
+            payload: RawPayload::new(&payload::canonicalize(name, fields, now)),
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&EventMessageRef::V1(self)).expect("an event always serializes")
+        wire::encode_v1(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Event, serde_json::Error> {
-        serde_json::from_slice::<EventMessage>(bytes).map(|EventMessage::V1(e)| e)
+        wire::decode_v1(bytes)
     }
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "v")]
-enum EventMessage {
-    #[serde(rename = "1")]
-    V1(Event),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "v")]
-enum EventMessageRef<'a> {
-    #[serde(rename = "1")]
-    V1(&'a Event),
 }
 
 #[cfg(test)]
@@ -70,7 +58,7 @@ mod tests {
         assert!(bytes.starts_with(br#"{"v":"1","#));
         let back = Event::decode(&bytes).unwrap();
         assert_eq!(back, event);
-        let keys: Vec<_> = back.payload.keys().cloned().collect();
+        let keys: Vec<_> = back.payload.fields().keys().cloned().collect();
         assert_eq!(keys, ["event", "createdAt", "userAgent", "ip"]);
     }
 
@@ -80,5 +68,8 @@ mod tests {
         assert!(Event::decode(br#"{"v":"9"}"#).is_err());
         let unknown = br#"{"v":"1","id":"x","name":"Nope","acceptedAtMs":1,"payload":{}}"#;
         assert!(Event::decode(unknown).is_err());
+        let not_an_object =
+            br#"{"v":"1","id":"x","name":"PostSignIn","acceptedAtMs":1,"payload":[]}"#;
+        assert!(Event::decode(not_an_object).is_err());
     }
 }

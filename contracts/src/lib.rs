@@ -2,7 +2,7 @@
 //!
 //! - [`catalogue`]: the event names (data, one place).
 //! - [`ids`]: `EventId`, `HookId`, `SigningKey` as types.
-//! - [`event`], [`delivery`]: the versioned wire messages.
+//! - [`event`], [`delivery`]: the wire messages; [`wire`]: their version envelope.
 //! - [`payload`]: Logto payload order and rendering; [`signature`]: both signature schemes.
 //! - [`hook`]: the hook model, Logto's matching rule, validation; [`target`]: the SSRF guard.
 //! - [`topology`]: AMQP names and declarations; [`keys`]: Redis keys.
@@ -26,6 +26,7 @@ pub mod signature;
 pub mod store;
 pub mod target;
 pub mod topology;
+pub mod wire;
 
 pub use catalogue::{EventKind, EventName};
 pub use delivery::Delivery;

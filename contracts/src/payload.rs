@@ -2,11 +2,14 @@
 //!
 //! Receivers written for Logto may compare bodies byte for byte or parse them with
 //! order-sensitive code, so the key order is part of the contract. The producer puts the
-//! fields in Logto's order once ([`canonicalize`]); the deliverer then only appends `hookId`
-//! ([`render`]), which keeps the hot path to one serialization. Fields Logto does not name
-//! keep the caller's order after the known ones. Absent keys are simply not there; a `null`
-//! the caller sent stays a `null`, as `JSON.stringify` would keep it.
+//! fields in Logto's order once ([`canonicalize`]) and writes them as JSON text once
+//! ([`RawPayload`]); the router carries that text untouched and the deliverer only appends
+//! `hookId` ([`render`]), so no hop after the producer parses or re-encodes a payload.
+//! Fields Logto does not name keep the caller's order after the known ones. Absent keys are
+//! simply not there; a `null` the caller sent stays a `null`, as `JSON.stringify` would.
 
+use serde::{de, Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::format_description::FormatItem;
 use time::macros::format_description;
@@ -17,6 +20,38 @@ use crate::ids::HookId;
 
 /// The fields of one event, in wire order, without `hookId`.
 pub type Payload = Map<String, Value>;
+
+/// A payload as JSON text (compact as the producer writes it), always an object, in wire order, without `hookId`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RawPayload(Box<RawValue>);
+
+impl RawPayload {
+    pub fn new(fields: &Payload) -> RawPayload {
+        RawPayload(serde_json::value::to_raw_value(fields).expect("a JSON map always serializes"))
+    }
+
+    /// The fields, parsed: for the places that show a payload, never the delivery path.
+    pub fn fields(&self) -> Payload {
+        serde_json::from_str(self.0.get()).expect("a raw payload is a JSON object")
+    }
+}
+
+impl PartialEq for RawPayload {
+    fn eq(&self, other: &RawPayload) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPayload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawPayload, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        if !raw.get().starts_with('{') {
+            return Err(de::Error::custom("a payload must be a JSON object"));
+        }
+        Ok(RawPayload(raw))
+    }
+}
 
 const INTERACTION: &[&str] = &[
     "event",
@@ -212,11 +247,16 @@ pub fn application_info(mut application: Payload) -> Payload {
     take(&mut application, APPLICATION)
 }
 
-/// The exact body bytes of one delivery: compact JSON, `hookId` last.
-pub fn render(payload: &Payload, hook_id: &HookId) -> Vec<u8> {
-    let mut body = serde_json::to_vec(payload).expect("a JSON map always serializes");
-    body.pop(); // the closing brace
-    if !payload.is_empty() {
+/// The exact body bytes of one delivery: the payload's fields, then `hookId`.
+pub fn render(payload: &RawPayload, hook_id: &HookId) -> Vec<u8> {
+    let text = payload.0.get();
+    // Everything between the object's braces: a JSON object's text starts with `{` and
+    // ends with `}` (checked when the payload was read).
+    let fields = text[1..text.len() - 1].trim();
+    let mut body = Vec::with_capacity(text.len() + hook_id.as_str().len() + 16);
+    body.push(b'{');
+    body.extend_from_slice(fields.as_bytes());
+    if !fields.is_empty() {
         body.push(b',');
     }
     body.extend_from_slice(b"\"hookId\":");
@@ -263,7 +303,7 @@ mod tests {
             "custom": 1, "hookId": "spoofed"
         }));
         let p = canonicalize(event("PostSignIn"), input, 1_764_000_000_000);
-        let body = render(&p, &HookId::parse("h1").unwrap());
+        let body = render(&RawPayload::new(&p), &HookId::parse("h1").unwrap());
         assert_eq!(
             String::from_utf8(body).unwrap(),
             concat!(
@@ -409,8 +449,16 @@ mod tests {
 
     #[test]
     fn render_of_an_empty_payload_is_valid_json() {
-        let body = render(&Payload::new(), &HookId::parse("h").unwrap());
+        let body = render(
+            &RawPayload::new(&Payload::new()),
+            &HookId::parse("h").unwrap(),
+        );
         assert_eq!(body, br#"{"hookId":"h"}"#);
+        let spaced: RawPayload = serde_json::from_str(r#" { "a" : 1 } "#).unwrap();
+        let body = render(&spaced, &HookId::parse("h").unwrap());
+        assert_eq!(body, br#"{"a" : 1,"hookId":"h"}"#);
+        serde_json::from_slice::<Value>(&body).unwrap();
+        assert!(serde_json::from_str::<RawPayload>("[]").is_err());
     }
 
     #[test]

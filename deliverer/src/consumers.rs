@@ -1,8 +1,9 @@
 //! Which hook queues this deliverer consumes, kept in step with the hook configuration.
 //!
-//! Every enabled hook's queue gets a consumer on one shared channel whose per-consumer
-//! prefetch is the per-hook limit: a slow endpoint holds at most that many deliveries of
-//! this process, so it cannot take the other hooks' capacity. A new hook is picked up
+//! Every enabled hook's queue gets a consumer on one shared channel, which runs at most the
+//! per-hook limit of deliveries at once, with a prefetch of twice that: a slow endpoint
+//! holds at most that many messages of this process, so it cannot take the other hooks'
+//! capacity. A new hook is picked up
 //! within the cache's refresh period, without a restart; a disabled or deleted hook's
 //! consumer is cancelled (its backlog waits in its queue). Any number of deliverers may
 //! consume the same queues: RabbitMQ spreads the messages between them.
@@ -70,9 +71,15 @@ async fn session(
         .declare_retry_tiers(&publish, &ctx.policy.tiers())
         .await?;
     let consume = conn.create_channel().await?;
-    // global = false: the limit applies to each consumer, i.e. to each hook.
+    // global = false: the prefetch applies to each consumer, i.e. to each hook. Twice the
+    // per-hook limit: while `per_hook_in_flight` deliveries are under way, the next ones
+    // are already here, so a finished delivery's slot does not wait for an ack to reach the
+    // broker and a new message to come back.
     consume
-        .basic_qos(ctx.per_hook_in_flight, BasicQosOptions { global: false })
+        .basic_qos(
+            ctx.per_hook_in_flight.saturating_mul(2),
+            BasicQosOptions { global: false },
+        )
         .await?;
     let mut running = Running {
         consume,

@@ -4,6 +4,11 @@ use anyhow::Context;
 use clap::Parser;
 use hookbus_contracts::ops;
 
+// glibc's allocator took about a fifth of the delivery path's CPU in profiles; the
+// services allocate small, short-lived buffers per message, which mimalloc serves faster.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ops::init_tracing();

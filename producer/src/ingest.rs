@@ -345,7 +345,7 @@ mod tests {
         let e =
             parse_event(br#"{"event":"User.Created","data":{"id":"u1"},"path":"/users"}"#).unwrap();
         assert_eq!(e.name.as_str(), "User.Created");
-        assert_eq!(e.payload["data"]["id"], "u1");
+        assert_eq!(e.payload.fields()["data"]["id"], "u1");
         for (body, needle) in [
             (&b"{oops"[..], "not valid JSON"),
             (b"[1]", "JSON object"),

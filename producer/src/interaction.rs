@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn payloads_keep_only_logto_user_and_application_fields() {
         let events = interaction("Register", json!([])).events();
-        let post = &events[0].payload;
+        let post = &events[0].payload.fields();
         assert_eq!(post["interactionEvent"], "Register");
         assert_eq!(post["userIp"], "203.0.113.7");
         assert_eq!(
@@ -258,7 +258,7 @@ mod tests {
             serde_json::to_string(&post["application"]).unwrap(),
             r#"{"id":"app1","type":"SPA","name":"Web"}"#
         );
-        let created = &events[1].payload;
+        let created = &events[1].payload.fields();
         let keys: Vec<_> = created.keys().map(String::as_str).collect();
         assert_eq!(
             keys,

@@ -6,6 +6,10 @@ use clap::{Parser, Subcommand};
 use hookbus_contracts::ops;
 use hookbus_producer::simulate::{self, SimulateArgs};
 
+// The allocator: see deliverer/src/main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "producer",

@@ -106,7 +106,7 @@ fn describe(msg: &BasicGetMessage) -> DeadLetter {
         Ok(d) => DeadLetter {
             event_id: Some(d.event.id.to_string()),
             event: Some(d.event.name),
-            payload: Value::Object(d.event.payload),
+            payload: Value::Object(d.event.payload.fields()),
             reason,
             attempts: d.attempts,
             first_attempt_at: d.first_attempt_at_ms,

@@ -5,6 +5,10 @@ use anyhow::Context;
 use clap::Parser;
 use hookbus_contracts::ops;
 
+// The allocator: see deliverer/src/main.rs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ops::init_tracing();

@@ -3,33 +3,21 @@
 //! are allowed, that is at-least-once; losses are not).
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
 use hookbus_contracts::EventName;
 use hookbus_producer::Publisher;
-use hookbus_tests::pipeline::{self, ADMIN_TOKEN, AMQP_URL};
-use hookbus_tests::Receiver;
-use tokio::process::{Child, Command};
+use hookbus_tests::pipeline::{self, AMQP_URL};
+use hookbus_tests::{service, Receiver};
+use tokio::process::Child;
 
 const EVENTS: usize = 1000;
 
 /// A service in a child process, killed when dropped (so a failing test leaves none).
 fn spawn_child(role: &str, prefix: &str, extra_env: &[(&str, &str)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_hookbus-svc"))
-        .arg(role)
-        .env("HOOKBUS_PREFIX", prefix)
-        .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("HOOKBUS_ALLOW_HTTP", "true")
-        .env("HOOKBUS_ALLOW_PRIVATE_TARGETS", "true")
-        .env("HOOKBUS_ROUTER_LISTEN", "127.0.0.1:0")
-        .env("HOOKBUS_DELIVERER_LISTEN", "127.0.0.1:0")
-        .env("HOOKBUS_RETRY_SCHEDULE", "1s")
-        .env("RUST_LOG", "warn")
+    service::command(env!("CARGO_BIN_EXE_hookbus-svc"), &[role], prefix)
         .envs(extra_env.iter().copied())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("hookbus-svc starts")
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -144,18 +143,10 @@ async fn sigterm_finishes_deliveries_under_way_and_loses_nothing() {
     receiver.set_delay(Duration::from_millis(1500));
     p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
     let port = hookbus_tests::servers::spare_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbus-svc"))
-        .arg("deliverer")
-        .env("HOOKBUS_PREFIX", &p.prefix)
-        .env("HOOKBUS_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("HOOKBUS_ALLOW_HTTP", "true")
-        .env("HOOKBUS_ALLOW_PRIVATE_TARGETS", "true")
+    let program = env!("CARGO_BIN_EXE_hookbus-svc");
+    let mut child = hookbus_tests::service::command(program, &["deliverer"], &p.prefix)
         .env("HOOKBUS_DELIVERER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKBUS_RETRY_SCHEDULE", "1s")
         .env("HOOKBUS_DRAIN_DEADLINE", "10s")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     for _ in 0..5 {

@@ -19,6 +19,10 @@ use hookbus_contracts::config::parse_schedule;
 use hookbus_contracts::EventName;
 use hookbus_tests::receiver::{verify_logto, verify_standard};
 
+// The services' allocator, as in their own binaries.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hookbus-demo")]
 struct Cli {
