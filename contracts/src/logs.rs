@@ -126,7 +126,8 @@ impl DeliveryLogs {
         DeliveryLogs { pool, keys }
     }
 
-    /// Stores attempts' records and counts them, in one round trip. Per hook of the batch:
+    /// Stores attempts' records (given oldest first) and counts them, in one round trip. Per
+    /// hook of the batch:
     /// one `ZADD` of all its records, one trim by age and by count, one expiry, and its
     /// counters added up per hour, so the commands grow with the hooks in a batch, not with
     /// its records. A success also ends its hook's failing streak (see
@@ -142,7 +143,10 @@ impl DeliveryLogs {
         let mut pipe = redis::pipe();
         for (hook, records) in by_hook {
             let logs = self.keys.logs(hook);
-            let members: Vec<(i64, String)> = records
+            // Only the newest `LOGS_PER_HOOK` of a busy hook's batch would survive the trim:
+            // the older ones are counted in the stats but never written.
+            let kept = records.len().saturating_sub(LOGS_PER_HOOK as usize);
+            let members: Vec<(i64, String)> = records[kept..]
                 .iter()
                 .map(|r| {
                     (

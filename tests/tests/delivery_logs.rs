@@ -1,0 +1,65 @@
+//! Delivery logs stay bounded under load: a busy hook keeps its newest records only, and its
+//! execution stats still count every attempt (real Redis, a prefix of its own).
+
+use hookbus_contracts::keys::RedisKeys;
+use hookbus_contracts::logs::{self, DeliveryLogs, HookRequest, LogPayload, LogQuery, LogRecord};
+use hookbus_contracts::payload::now_ms;
+use hookbus_contracts::store::HookStore;
+use hookbus_contracts::HookId;
+use hookbus_tests::pipeline::{self, unique_prefix, REDIS_URL};
+
+fn record(hook: &HookId, attempt: u32, created_at: i64) -> LogRecord {
+    let key = "TriggerHook.PostSignIn".to_owned();
+    LogRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        key: key.clone(),
+        payload: LogPayload {
+            key,
+            result: "Success".into(),
+            hook_id: hook.clone(),
+            hook_request: HookRequest {
+                body: logs::logged_body(br#"{"event":"PostSignIn"}"#),
+            },
+            response: None,
+            error: None,
+            webhook_id: format!("evt-{attempt}"),
+            attempt,
+            duration_ms: 1,
+        },
+        created_at,
+    }
+}
+
+#[tokio::test]
+async fn a_busy_hook_keeps_its_newest_records_and_counts_every_attempt() {
+    let prefix = unique_prefix("logs-bound");
+    let keys = RedisKeys::new(&prefix);
+    let store = HookStore::new(REDIS_URL, keys.clone()).unwrap();
+    let logs = DeliveryLogs::new(store.pool().clone(), keys);
+    let hook = HookId::generate();
+    let start = now_ms() - 10_000;
+    let batch: Vec<LogRecord> = (0..700)
+        .map(|i| record(&hook, i, start + i64::from(i)))
+        .collect();
+    logs.record_all(&batch).await.unwrap();
+    logs.record_all(&[record(&hook, 700, start + 700)])
+        .await
+        .unwrap();
+
+    let query = LogQuery {
+        start_ms: start - 1,
+        end_ms: now_ms() + 1,
+        log_key: None,
+        offset: 0,
+        limit: 1000,
+    };
+    let (kept, total) = logs.recent(&hook, &query).await.unwrap();
+    let bound = logs::LOGS_PER_HOOK as usize;
+    assert_eq!((kept.len(), total), (bound, bound));
+    assert_eq!(kept[0].payload.attempt, 700, "newest first");
+    assert_eq!(kept[bound - 1].payload.attempt, 701 - bound as u32);
+    let stats = logs.stats(&[hook], now_ms()).await.unwrap();
+    assert_eq!(stats[0].request_count, 701);
+    assert_eq!(stats[0].success_count, 701);
+    pipeline::cleanup(&prefix, &[]).await;
+}
