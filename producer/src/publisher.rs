@@ -49,7 +49,9 @@ pub struct Publisher {
 struct Inner {
     amqp_url: String,
     topology: Topology,
-    link: Mutex<Option<(Connection, Channel)>>,
+    /// The channel behind an `Arc`: each publish takes a handle to it, and a lapin
+    /// `Channel` is costly to clone and drop on every message.
+    link: Mutex<Option<(Connection, Arc<Channel>)>>,
     connected: Flag,
 }
 
@@ -145,7 +147,7 @@ impl Publisher {
         }
     }
 
-    async fn channel(&self) -> Result<Channel, PublishError> {
+    async fn channel(&self) -> Result<Arc<Channel>, PublishError> {
         let mut link = self.inner.link.lock().await;
         if let Some((conn, ch)) = link.as_ref() {
             if conn.status().connected() && ch.status().connected() {
@@ -155,7 +157,7 @@ impl Publisher {
         *link = None;
         self.inner.connected.set(false);
         let conn = broker::connect(&self.inner.amqp_url, "hookbus-producer").await?;
-        let ch = broker::confirm_channel(&conn).await?;
+        let ch = Arc::new(broker::confirm_channel(&conn).await?);
         self.inner.topology.declare_events(&ch).await?;
         *link = Some((conn, ch.clone()));
         self.inner.connected.set(true);
@@ -163,10 +165,10 @@ impl Publisher {
     }
 
     /// Drops the link if it is still the one that failed (another request may have
-    /// replaced it already).
-    async fn reset(&self, failed: &Channel) {
+    /// replaced it already, and a new connection's channel may well have the same id).
+    async fn reset(&self, failed: &Arc<Channel>) {
         let mut link = self.inner.link.lock().await;
-        if link.as_ref().is_some_and(|(_, ch)| ch.id() == failed.id()) {
+        if link.as_ref().is_some_and(|(_, ch)| Arc::ptr_eq(ch, failed)) {
             *link = None;
             self.inner.connected.set(false);
         }
