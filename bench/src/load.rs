@@ -64,12 +64,28 @@ pub struct Plan {
     pub ingest_events: usize,
     /// Paced rates, messages per second.
     pub rates: Vec<u32>,
+    /// hookbus's one-hook saturation measured at the start of the run, if it was; some of
+    /// the `rates` are shares of it.
+    pub saturation: Option<f64>,
     /// Duration of each paced run.
     pub paced_secs: u64,
     /// Idle queues declared per queue type.
     pub idle_queues: usize,
     /// Times each saturated measurement is made.
     pub repeats: usize,
+}
+
+impl Plan {
+    /// Adds paced rates at `shares` of `saturation` (messages per second), rounded to tens.
+    pub fn add_shares(&mut self, saturation: f64, shares: &[f64]) {
+        self.saturation = Some(saturation);
+        for share in shares {
+            let rate = (saturation * share / 10.0).round() as u32 * 10;
+            self.rates.push(rate.max(10));
+        }
+        self.rates.sort_unstable();
+        self.rates.dedup();
+    }
 }
 
 /// What one path achieved.

@@ -61,11 +61,17 @@ struct Args {
     /// Events of the saturated run through the HTTP ingest API.
     #[arg(long, default_value_t = 10_000)]
     ingest_events: usize,
-    /// Rates of the paced latency runs, messages per second: 100 and 1,000, and about 10, 50
-    /// and 90 % of the one-hook saturation measured on the two-core machine of
-    /// docs/BENCHMARKS.md (about 3,450 events/s).
-    #[arg(long, value_delimiter = ',', default_value = "100,350,1000,1750,3150")]
+    /// Fixed rates of the paced latency runs, messages per second (the reference
+    /// figures for the bare path are at 100 and 1,000).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     rates: Vec<u32>,
+    /// More paced rates, as shares of hookbus's one-hook saturation, which a calibration run
+    /// measures first: latency at 10, 50 and 90 % of saturation.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.5,0.9")]
+    saturation_shares: Vec<f64>,
+    /// Skip the calibration run: only the fixed `--rates` are paced.
+    #[arg(long)]
+    skip_calibration: bool,
     /// Seconds of each paced run.
     #[arg(long, default_value_t = 10)]
     paced_secs: u64,
@@ -111,6 +117,7 @@ impl Args {
             warmup: 500,
             ingest_events: self.ingest_events,
             rates: self.rates.clone(),
+            saturation: None,
             paced_secs: self.paced_secs,
             idle_queues: self.idle_queues,
             repeats: self.repeats as usize,
@@ -130,10 +137,18 @@ async fn main() -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{role}: {e}"));
     }
     let args = Args::parse();
-    let plan = args.plan();
+    let mut plan = args.plan();
     let started = Instant::now();
     let cpu_at_start = cpu::CpuSample::take();
     let clock = Clock::start();
+
+    if !args.skip_calibration {
+        println!("calibration: hookbus's one-hook saturation, for the paced rates");
+        let saturation = pipeline::saturation(clock, &plan)
+            .await
+            .context("calibration")?;
+        plan.add_shares(saturation, &args.saturation_shares);
+    }
 
     println!("bare broker: publisher → A → relay → B → deliverer → receiver");
     let bare = bare::run(clock, &plan).await.context("bare broker path")?;

@@ -2,7 +2,7 @@
 //! by the test harness under a prefix of their own, events published with the Rust SDK
 //! (and, for throughput, through the HTTP ingest API), delivered to the bench receiver.
 //!
-//! One hook means the deliverer's per-hook limit (`HOOKBUS_HOOK_IN_FLIGHT`, 16 in the
+//! One hook means the deliverer's per-hook limit (`HOOKBUS_HOOK_IN_FLIGHT`, 64 in the
 //! harness as by default) caps the concurrency of the last hop; a second pipeline with the
 //! bare deliverer's concurrency measures what that limit costs.
 
@@ -40,8 +40,9 @@ pub async fn run(clock: Clock, plan: &Plan) -> Result<HookbusFigures> {
     pipeline.stop().await;
     let (sdk, ingest) = measured?;
 
-    println!("  (Rust SDK, {PREFETCH} deliveries of the hook in flight instead of 16)");
-    let pipeline = start_wide(PREFETCH).await;
+    println!("  (Rust SDK, {PREFETCH} deliveries of the hook in flight instead of 64)");
+    let schedule = [Duration::from_millis(300), Duration::from_millis(600)];
+    let pipeline = start_limited("bench-wide", &schedule, 1, PREFETCH).await;
     let wide = measure_wide(clock, plan, &pipeline, &receiver).await;
     pipeline.stop().await;
     Ok(HookbusFigures {
@@ -49,6 +50,29 @@ pub async fn run(clock: Clock, plan: &Plan) -> Result<HookbusFigures> {
         ingest,
         wide: wide?,
     })
+}
+
+/// hookbus's one-hook saturation (events per second, Rust SDK), from one saturated run on a
+/// pipeline of its own: the paced runs' rates are shares of it, so that "10, 50 and 90 % of
+/// saturation" hold on whatever machine the benchmark runs.
+pub async fn saturation(clock: Clock, plan: &Plan) -> Result<f64> {
+    let receiver = Receiver::start(clock).await?;
+    let pipeline = Pipeline::start("bench-calibrate").await;
+    let measured = async {
+        let publisher = &subscribe(&pipeline, &receiver).await?;
+        let send = |fields| publish(publisher, fields);
+        load::saturated(clock, &receiver, plan.warmup, send).await?;
+        load::saturated(clock, &receiver, plan.events, send).await
+    }
+    .await;
+    pipeline.stop().await;
+    let run = measured?;
+    println!(
+        "  saturated: {} messages at {:.0} msg/s",
+        run.messages,
+        run.per_sec()
+    );
+    Ok(run.per_sec())
 }
 
 async fn measure(
@@ -105,15 +129,21 @@ async fn ingest(pipeline: &Pipeline, mut fields: Map<String, Value>) -> Result<(
     Ok(())
 }
 
-/// The harness's pipeline, whose one deliverer holds up to `hook_in_flight` deliveries of
-/// one hook.
-async fn start_wide(hook_in_flight: u16) -> Pipeline {
-    let schedule = [Duration::from_millis(300), Duration::from_millis(600)];
-    let mut pipeline = Pipeline::start_with("bench-wide", &schedule, 0).await;
-    let mut config = harness::deliverer_config(&pipeline.prefix, &schedule);
-    config.hook_in_flight = hook_in_flight;
-    let deliverer = harness::start_deliverer(config).await;
-    pipeline.wait_ready(deliverer.addr).await;
-    pipeline.deliverers.push(deliverer);
+/// The harness's pipeline with `deliverers` deliverers, each holding up to `hook_in_flight`
+/// deliveries of one hook at once.
+pub async fn start_limited(
+    test: &str,
+    schedule: &[Duration],
+    deliverers: usize,
+    hook_in_flight: u16,
+) -> Pipeline {
+    let mut pipeline = Pipeline::start_with(test, schedule, 0).await;
+    for _ in 0..deliverers {
+        let mut config = harness::deliverer_config(&pipeline.prefix, schedule);
+        config.hook_in_flight = hook_in_flight;
+        let deliverer = harness::start_deliverer(config).await;
+        pipeline.wait_ready(deliverer.addr).await;
+        pipeline.deliverers.push(deliverer);
+    }
     pipeline
 }

@@ -71,6 +71,7 @@ impl Report<'_> {
         out += &self.scenario_tables();
         out += "\n### Throughput against the bare limit\n\n";
         out += &self.plot_legend();
+        out += PROFILE;
         out += "\n## Targets of issue 8\n\n";
         out += &self.targets();
         out += NOTES;
@@ -81,6 +82,12 @@ impl Report<'_> {
         let m = &self.machine;
         let p = self.plan;
         let rates: Vec<String> = p.rates.iter().map(u32::to_string).collect();
+        let calibrated = p.saturation.map_or(String::new(), |s| {
+            format!(
+                " (besides 100 and 1,000, rates at about 10, 50 and 90 % of hookbus's one-hook \
+                 saturation, {s:.0} events/s in a calibration run at the start)"
+            )
+        });
         format!(
             "## This run\n\n\
              - date: {}\n\
@@ -88,7 +95,7 @@ impl Report<'_> {
              - RabbitMQ {} on {}; Redis on the same machine\n\
              - {}, release build\n\
              - load: saturated runs of {} messages ({} through the HTTP ingest), each made \
-             {} times, after {} of warm-up; paced runs of {} s at {} messages/s; {} idle \
+             {} times, after {} of warm-up; paced runs of {} s at {} messages/s{}; {} idle \
              queues per type\n\
              - the whole run took {:.0} s; other programs used {} of the machine's CPU \
              meanwhile\n",
@@ -104,6 +111,7 @@ impl Report<'_> {
             p.warmup,
             p.paced_secs,
             rates.join(" and "),
+            calibrated,
             p.idle_queues,
             self.run_time.as_secs_f64(),
             self.others_cpu
@@ -149,7 +157,7 @@ impl Report<'_> {
             "same".into(),
         );
         row(
-            "hookbus, Rust SDK, `HOOKBUS_HOOK_IN_FLIGHT=256` (default 16)",
+            "hookbus, Rust SDK, `HOOKBUS_HOOK_IN_FLIGHT=256` (default 64)",
             &self.hookbus.wide,
             "same".into(),
         );
@@ -204,7 +212,7 @@ impl Report<'_> {
         let limit = self.hookbus.wide.median() / hookbus.saturated.median() - 1.0;
         let _ = write!(
             out,
-            ".\n\nRaising the deliverer's per-hook limit from 16 to 256 deliveries in flight \
+            ".\n\nRaising the deliverer's per-hook limit from 64 to 256 deliveries in flight \
              changed the one-hook throughput by {:+.0} %.\n",
             limit * 100.0
         );
@@ -294,7 +302,8 @@ hops. Every figure below was measured, and this file was written, by one run of:
 
 ```sh
 cargo run --release -p hookbus-bench
-# options: --events N  --ingest-events N  --repeats N  --rates 100,350,1000,1750,3150
+# options: --events N  --ingest-events N  --repeats N  --rates 100,1000
+#          --saturation-shares 0.1,0.5,0.9  --skip-calibration
 #          --paced-secs S  --idle-queues N  --skip-queues  --out PATH
 #          --skip-fanout  --skip-scale  --scale-hooks 10,1000,10000
 #          --skip-scaling  --scaling-events N  --skip-isolation  --skip-storm
@@ -341,21 +350,18 @@ const NOTES: &str = "
   classic v2 queue) and every hop waits for the broker's confirm before it acks the
   previous one; the bare path does exactly that and no more, so the ratio is the cost of
   hookbus's own work.
-- **What hookbus adds per message**, all on the same two cores: JSON work at every step
-  (the payload put in Logto's order at publish; the event decoded and the delivery encoded
-  by the router; the delivery decoded and the body rendered by the deliverer), larger
-  messages (the delivery envelope; Logto's `event`, `createdAt` and `hookId` in the body),
-  a topic and a direct exchange instead of the default one, two signatures, metrics, and a
-  delivery journal record per attempt written to Redis in batches (Redis shows a few
-  percent of a core during the saturated runs). A profile of a saturated run (`perf`,
-  taken while this benchmark was written) showed no single hot spot: the AMQP client, HTTP
-  and allocation dominate, and the payload reordering (`payload::canonicalize`) is the
-  largest piece of hookbus's own code.
-- **One hook and the per-hook limit.** The deliverer holds at most
-  `HOOKBUS_HOOK_IN_FLIGHT` (default 16, the harness's setting too) deliveries of one hook,
-  so that a slow endpoint cannot take the others' capacity; the bare deliverer has 256. In
-  a saturated one-hook run the backlog builds up in the hook's queue, but the row with 256
-  in flight shows whether the limit or the CPU is what holds the throughput.
+- **What hookbus adds per message**, all on the same two cores: the payload put in Logto's
+  order and written as JSON once at publish; the version envelope and the event's few
+  fields read by the router and the delivery's by the deliverer (the payload itself is
+  copied, not parsed); larger messages (the delivery envelope; Logto's `event`,
+  `createdAt` and `hookId` in the body), a topic and a direct exchange instead of the
+  default one, two signatures, metrics, and a delivery journal record per attempt written
+  to Redis in batches (Redis shows about a tenth of a core during the saturated runs).
+- **One hook and the per-hook limit.** The deliverer runs at most
+  `HOOKBUS_HOOK_IN_FLIGHT` (default 64, the harness's setting too) deliveries of one hook
+  at once, with a prefetch of twice that, so that a slow endpoint cannot take the others'
+  capacity; the bare deliverer has 256. The row with 256 in flight shows whether the limit
+  or the CPU is what holds the throughput.
 - **The HTTP ingest row** also pays for the client side of every request (reqwest, in
   this process), which a real producer's machine would carry.
 - **Latency tails vary between runs** by an order of magnitude on this machine: the
@@ -562,20 +568,24 @@ arrival. \"vs bare\" divides by the bare limit of the same run (table above).
 
 - **Fan-out**: 10 hooks subscribed to `PostSignIn`, all pointing at the receiver; every event is \
 delivered 10 times.
-- **Scale of configuration**: a pipeline with no deliverer, one hook subscribed to the published \
+- **Scale of configuration**: the router in a process of its own (this executable re-run as \
+`bench service router`, a fresh process at each size), with one hook subscribed to the published \
 event and the rest written directly into the hook store (`HookStore::insert`, the shape of a hook \
 created through the API): enabled, subscribed to `User.Created`, which is never published, and \
-pointing at a closed port. No deliverer, because a deliverer consumes the queue of every enabled \
-hook and 10,000 consumers do not fit next to the rest on this machine's broker; the router, \
-whose cost is what must not grow, is timed alone: from the first publish until its \
-`hookbus_router_events_total` has counted every event. The memory figure is the heap size of the \
-hook cache's snapshot (`HookSnapshot::new` over the stored hooks, counted by a counting allocator \
-in the bench): the router and every deliverer each hold one. Not measured: the process RSS \
-(router, deliverers and bench share one process here) and a deliverer's per-hook consumer and \
-channel state, which exist only for enabled hooks it consumes.
+pointing at a closed port. No deliverer runs meanwhile: a deliverer consumes the queue of every \
+enabled hook, and 10,000 consumers do not fit next to the rest on this machine's broker; the \
+router, whose cost is what must not grow, is timed alone, from the first publish until its \
+`hookbus_router_events_total` has counted every event. Its CPU time per event is the CPU time of \
+its threads (`/proc/<pid>/task/*/schedstat`) over all the runs of a size, divided by their \
+events; its resident memory (`VmRSS`) is read once it holds the hooks, before any event. The \
+hook cache's heap (`HookSnapshot::new` over the stored hooks, counted by a counting allocator) \
+is what the router and every deliverer hold of the configuration. A deliverer's memory is read \
+the same way, in a process of its own consuming 10 and then 1,010 idle hooks' queues.
 - **Deliverer scaling**: one hook whose endpoint takes 50 ms per request; each deliverer holds at \
-most 16 deliveries of a hook (`HOOKBUS_HOOK_IN_FLIGHT`, the default), so one deliverer tops out at \
-320 deliveries/s and adding deliverers is what adds concurrency; 1,000 events per deliverer.
+most 16 deliveries of a hook at once (`HOOKBUS_HOOK_IN_FLIGHT=16`; the default is 64, which would \
+make four deliverers carry 5,120 deliveries/s, more than this machine's two cores do next to the \
+broker, and measure the machine rather than the scaling), so one deliverer tops out at 320 \
+deliveries/s and adding deliverers is what adds concurrency; 1,000 events per deliverer.
 - **Isolation**: 4 good hooks and a fifth good one whose deliveries are not counted, paced at \
 250 events/s for 5 s (latency below saturation), then saturated; then the fifth hook is deleted \
 and one whose endpoint never answers (the deliverer gives up after its 2 s attempt timeout and \
@@ -661,23 +671,65 @@ impl Report<'_> {
     }
 }
 
-const GAP_ONE_HOOK: &str =
-    "  Where the time goes: both paths leave about one of the two cores to the \
-broker, so hookbus's own work competes with the hops for the other. A `perf` profile (self time, \
-999 Hz, 14 s of the saturated one-hook run; the whole bench process, i.e. producer, router, \
-deliverer, load and receiver; taken on 2026-11-24 at 23:41 UTC between two full runs, with the same services; \
-the release build has no frame pointers, so the split is by the function that ran, not its \
-caller): the kernel (loopback TCP, syscalls, scheduling) 22 %, glibc's allocator about 20 % \
-(`_int_malloc` 6.0, `_int_free` 3.5, `free` 2.9, `malloc` 2.7, `unlink_chunk` 2.7, \
-`malloc_consolidate` 2.3), `memmove` 6.4 %, then lapin 4.9 %, tokio 4.6 %, serde_json 2.9 %, \
-hyper and http 4.4 %, and hookbus's own crates about 2 % (an earlier profile, with callers, put \
-the AMQP client at about 38 % of the process counting what it calls, `payload::canonicalize` at \
-about 6 % and the journal at about 4 % plus Redis). What would close the gap: first the \
-allocation (a faster allocator such as mimalloc or jemalloc for the services, and fewer \
-allocations and copies per message: reuse the envelope and body buffers, carry the payload as \
-raw JSON put in Logto's order once, at the producer, instead of decoding and re-encoding it in \
-the router and the deliverer); then fewer AMQP frames per message (the router's confirms and \
-the deliverer's acks in batches, `multiple` acks) and larger journal batches.\n";
+const GAP_ONE_HOOK: &str = "  Where the time goes: see the section of that name. What \
+remains is mostly shared with the bare path (the AMQP client, HTTP, the kernel), and the spread \
+between runs of one path is as large as the gap.\n";
+
+/// Measured by hand on 2026-11-25 (a profile is not something a benchmark run can take of
+/// itself); see `PROFILE` in docs/BENCHMARKS.md's "Where the time goes".
+const PROFILE: &str = "
+## Where the time goes
+
+A profile of the saturated one-hook run, [flamegraph.svg](flamegraph.svg): `perf record -F 999 \
+-g` for 10 s of the bench process (producer, router, deliverer, load and receiver), built with \
+frame pointers (`RUSTFLAGS=-Cforce-frame-pointers=yes cargo build --profile profiling -p \
+hookbus-bench`), taken on 2026-11-25 on this machine with this build. Shares of the process's \
+samples, each counting what it calls:
+
+| where | share |
+|---|---:|
+| the deliverer's `process` (consume → attempt → settle), HTTP client included | 20.5 % |
+| of which rendering and signing the body (`attempt::prepare`) | 2.8 % |
+| of which the delivery log record (`log_record`) | 1.6 % |
+| the journal's batched Redis writes | 1.4 % |
+| the router (consume → fan-out → confirmed publish → ack) | 7.2 % |
+| the SDK's `publish` | 6.4 % |
+| of which `Event::new` (the payload put in Logto's order, written as JSON once) | 3.3 % |
+| lapin's I/O loop (AMQP framing and socket I/O, all connections) | 19.2 % |
+| hyper (the deliverer's client and the bench's receiver) | 18.8 % |
+| the allocator (mimalloc) | 12.0 % |
+| the kernel (loopback TCP, scheduling) | 35.0 % |
+
+Meanwhile RabbitMQ takes about one of the two cores and Redis about a tenth of one \
+(`/proc/<pid>/stat`, sampled every second during a run).
+
+What changed on the one-hook path since the first runs of this benchmark, each measured on \
+this machine with the quick run `--skip-queues --skip-fanout --skip-scale --skip-scaling \
+--skip-isolation --skip-storm` (3 saturated runs of 20,000 messages per path), hookbus \
+(Rust SDK) against the bare path of the same run, one change after the other:
+
+| change | one hook vs bare |
+|---|---:|
+| before (per-hook prefetch = the per-hook limit, journal batches of what was queued) | 0.49× |
+| the payload carried as JSON text from the producer on (`RawPayload`): the router and the deliverer neither parse nor re-encode it; the version envelope read without buffering the message (`wire::decode_v1`) | 0.56× |
+| mimalloc in the services (and the bench): the bare path gained about as much (11,486 → 12,122 msg/s) | 0.53× |
+| the deliverer's prefetch twice its per-hook limit, so a finished delivery's slot does not wait for an ack's round trip | 0.64× |
+| journal batches that wait up to 50 ms to fill, up to 1,024 records | 0.69× |
+| 100 ms, and only the newest 500 records of a busy hook written (the rest would be trimmed at once; all are counted) | 0.71× |
+| the SDK's channel handle shared through an `Arc` instead of a lapin `Channel` clone per publish | 0.75× |
+| the default per-hook limit raised from 16 to 64 deliveries at once (`HOOKBUS_HOOK_IN_FLIGHT`): with 16, one hook's deliveries queued behind the limit from about half of saturation on (p99 2.7× the bare path's at 4,430/s; 1.7× with 64) | 0.80× |
+
+An experiment with the journal switched off (not a setting) gave 0.77× against 0.60× with the \
+journal of the time: the delivery log was the largest single cost, and most of it was Redis \
+round trips and commands per small batch. mimalloc costs memory: a deliverer process is 35.5 \
+MiB resident with 10 hooks and 62.0 MiB with 1,010 (consuming their queues) under mimalloc, \
+19.5 and 36.5 MiB under glibc's allocator (one reading each, 2026-11-25); the throughput gain \
+(about 12 % for hookbus, 6 % for the bare path) was judged worth it.
+
+What would take the rest: the router's confirms and the deliverer's acks in batches \
+(`multiple`), fewer copies of each body (AMQP frame, then HTTP body, then log record), and a \
+cheaper log record (it validates the body it copies).
+";
 
 const GAP_LATENCY: &str = "  Where the time goes: hookbus adds a decode and an encode at the \
 router, a body rendering and two signatures at the deliverer and a journal write per attempt; at \

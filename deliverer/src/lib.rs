@@ -53,11 +53,14 @@ pub struct Config {
     /// Time limit of one attempt (connect, send, response).
     #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
-    /// Deliveries of one hook in flight in this process.
-    #[arg(long, env = "HOOKBUS_HOOK_IN_FLIGHT", default_value_t = 16)]
+    /// Deliveries of one hook in flight in this process. 64 keeps one hook's throughput
+    /// near the machine's limit against a fast endpoint (16 held a hook to about 5,000
+    /// deliveries/s and added queueing at half of that, see docs/BENCHMARKS.md).
+    #[arg(long, env = "HOOKBUS_HOOK_IN_FLIGHT", default_value_t = 64)]
     pub hook_in_flight: u16,
-    /// Deliveries in flight in this process, all hooks together.
-    #[arg(long, env = "HOOKBUS_DELIVERER_IN_FLIGHT", default_value_t = 512)]
+    /// Deliveries in flight in this process, all hooks together: 16 hooks whose endpoints
+    /// hang take all of it.
+    #[arg(long, env = "HOOKBUS_DELIVERER_IN_FLIGHT", default_value_t = 1024)]
     pub in_flight: usize,
     /// On shutdown, how long deliveries under way may take to finish.
     #[arg(long, env = "HOOKBUS_DRAIN_DEADLINE", default_value = "30s", value_parser = parse_duration)]

@@ -138,22 +138,25 @@ async fn a_slow_endpoint_does_not_delay_another_hook() {
     let p = Pipeline::start("isolation").await;
     let slow = Receiver::start().await;
     let fast = Receiver::start().await;
-    slow.set_delay(Duration::from_millis(1500));
+    slow.set_delay(Duration::from_millis(3000));
     p.create_hook(&["PostSignIn"], &slow.url("slow")).await;
     p.create_hook(&["PostSignIn"], &fast.url("fast")).await;
     p.wait_hooks(2).await;
 
-    const N: usize = 48;
-    for _ in 0..N {
+    // Three rounds of the slow hook's in-flight limit.
+    let limit =
+        usize::from(hookbus_tests::pipeline::deliverer_config(&p.prefix, &[]).hook_in_flight);
+    let n = 3 * limit;
+    for _ in 0..n {
         assert_eq!(p.ingest(json!({"event": "PostSignIn"})).await.0, 202);
     }
-    let got = fast.wait_for(N, WAIT).await;
-    assert_eq!(got.len(), N);
-    // The slow hook answers one round of its in-flight limit per 1.5 s; had the fast hook
+    let got = fast.wait_for(n, WAIT).await;
+    assert_eq!(got.len(), n);
+    // The slow hook answers one round of its in-flight limit per 3 s; had the fast hook
     // queued behind it, the slow one would have had several rounds by now.
     let slow_started = slow.received().len();
     assert!(
-        slow_started <= 16,
+        slow_started <= limit,
         "fast hook waited for {slow_started} slow requests"
     );
     assert!(slow_started >= 1, "the slow hook is being delivered to");
