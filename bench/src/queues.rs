@@ -84,7 +84,15 @@ pub fn per_queue(total: Option<i64>, queues: usize) -> String {
 /// afterwards whatever happens.
 async fn one_queue(conn: &Connection, kind: QueueType, n: usize) -> Result<Throughput> {
     let queue = format!("{}.one", amqp::unique_prefix("queue"));
-    let measured = pump(conn, kind, &queue, n).await;
+    // A bound on the whole pump, not only on its consumer: a broker connection that dies
+    // mid-run must end the benchmark with an error, never hang it.
+    let measured = tokio::time::timeout(CONSUME_TIMEOUT, pump(conn, kind, &queue, n))
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "one queue: no result within {CONSUME_TIMEOUT:?}"
+            ))
+        });
     amqp::delete_queues(conn, std::slice::from_ref(&queue)).await?;
     measured
 }

@@ -90,7 +90,7 @@ async fn cleanup(prefix: &str, store: &HookStore, forget: &[HookId]) {
         .buffer_unordered(32)
         .for_each(|_| async {})
         .await;
-    pipeline::cleanup(prefix, &[]).await;
+    pipeline::cleanup(prefix, &hookbus_tests::service::RETRY_SCHEDULE).await;
 }
 
 /// A hook as the API would store it.

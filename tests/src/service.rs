@@ -5,6 +5,7 @@
 
 use std::ffi::OsStr;
 use std::process::Stdio;
+use std::time::Duration;
 
 use clap::Parser;
 use hookbus_contracts::ops;
@@ -40,6 +41,9 @@ pub async fn run(role: &str, args: Vec<String>) -> Result<(), String> {
     }
 }
 
+/// The retry schedule of a child service: the cleanup of its prefix deletes these tiers.
+pub const RETRY_SCHEDULE: [Duration; 1] = [Duration::from_secs(1)];
+
 /// `program args…` (`args` ending with the role) with the test setup's environment for
 /// `prefix`: the test admin token, plain HTTP and loopback endpoints allowed, a one-second
 /// retry, warnings only, and a free port for `/metrics` unless the caller sets
@@ -55,7 +59,10 @@ pub fn command(program: impl AsRef<OsStr>, args: &[&str], prefix: &str) -> Comma
         .env("HOOKBUS_ALLOW_PRIVATE_TARGETS", "true")
         .env("HOOKBUS_ROUTER_LISTEN", "127.0.0.1:0")
         .env("HOOKBUS_DELIVERER_LISTEN", "127.0.0.1:0")
-        .env("HOOKBUS_RETRY_SCHEDULE", "1s")
+        .env(
+            "HOOKBUS_RETRY_SCHEDULE",
+            format!("{}s", RETRY_SCHEDULE[0].as_secs()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true);

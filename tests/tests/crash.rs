@@ -90,7 +90,7 @@ async fn killing_a_deliverer_mid_stream_loses_nothing() {
         "{missing} events lost after kill -9 (killed at {at_kill})"
     );
     router.stop().await;
-    pipeline::cleanup(&prefix, &[Duration::from_secs(1)]).await;
+    pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +127,7 @@ async fn killing_the_router_mid_stream_loses_nothing() {
         "{missing} events lost after kill -9 ({unrouted:?} unrouted at the kill)"
     );
     deliverer.stop().await;
-    pipeline::cleanup(&prefix, &[Duration::from_secs(1)]).await;
+    pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,5 +174,5 @@ async fn killing_the_deliverer_while_retries_wait_in_the_tiers_loses_nothing() {
         "{missing} lost ({waiting:?} were waiting in the retry tier at the kill)"
     );
     router.stop().await;
-    pipeline::cleanup(&prefix, &[Duration::from_secs(1)]).await;
+    pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
 }
