@@ -33,6 +33,11 @@ impl RedisKeys {
         format!("{}:hooks", self.prefix)
     }
 
+    /// Deleted hooks whose queues may still exist, scored by the deletion time (ms).
+    pub fn deleted_hooks(&self) -> String {
+        format!("{}:hooks:deleted", self.prefix)
+    }
+
     pub fn hooks_version(&self) -> String {
         format!("{}:hooks:version", self.prefix)
     }

@@ -155,11 +155,38 @@ impl HookStore {
             .ignore()
             .srem(self.keys.dead_letter_hooks(), id.as_str())
             .ignore()
+            .zadd(
+                self.keys.deleted_hooks(),
+                id.as_str(),
+                crate::payload::now_ms(),
+            )
+            .ignore()
             .incr(self.keys.hooks_version(), 1)
             .ignore()
             .query_async(&mut *conn)
             .await?;
         Ok(removed > 0)
+    }
+
+    /// Up to `limit` hooks deleted before `before_ms` whose queues may still exist.
+    pub async fn deleted_before(
+        &self,
+        before_ms: i64,
+        limit: isize,
+    ) -> Result<Vec<HookId>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = conn
+            .zrangebyscore_limit(self.keys.deleted_hooks(), "-inf", before_ms, 0, limit)
+            .await?;
+        Ok(ids.iter().filter_map(|id| HookId::parse(id)).collect())
+    }
+
+    /// Done with a deleted hook: its queues are gone.
+    pub async fn forget_deleted(&self, id: &HookId) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        conn.zrem::<_, _, ()>(self.keys.deleted_hooks(), id.as_str())
+            .await?;
+        Ok(())
     }
 
     /// One page of hooks, newest first, and the total count.

@@ -5,11 +5,13 @@
 //! - [`plan`]: the pure routing decision.
 //! - [`api`]: Logto's hooks API and dead letters, under `/api/hooks`.
 //! - [`dead_letters`]: listing and replaying dead letters (API and command line).
+//! - [`deleted_queues`]: removing a deleted hook's queues, crash-safe.
 //! - [`run`]: the `router` process: routing, admin API, `/healthz`, `/readyz`, `/metrics`.
 
 pub mod api;
 pub mod consume;
 pub mod dead_letters;
+pub mod deleted_queues;
 pub mod depths;
 pub mod metrics;
 pub mod plan;
@@ -130,6 +132,13 @@ pub async fn run(
     tokio::spawn(export_cache_metrics(
         cache.clone(),
         metrics.clone(),
+        shutdown.clone(),
+    ));
+
+    tokio::spawn(deleted_queues::sweep(
+        config.common.amqp_url.clone(),
+        store.clone(),
+        config.common.topology(),
         shutdown.clone(),
     ));
 

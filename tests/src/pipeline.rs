@@ -394,10 +394,16 @@ pub async fn cleanup_on(servers: &Servers, prefix: &str, schedule: &[Duration]) 
     let Ok(mut redis) = pool.get().await else {
         return;
     };
-    let ids: Vec<String> = redis
+    let mut ids: Vec<String> = redis
         .zrange(keys.hooks_index(), 0, -1)
         .await
         .unwrap_or_default();
+    // Hooks deleted in the last seconds, whose queues a stopped router did not remove.
+    let deleted: Vec<String> = redis
+        .zrange(keys.deleted_hooks(), 0, -1)
+        .await
+        .unwrap_or_default();
+    ids.extend(deleted);
     let Ok(conn) =
         hookbus_contracts::broker::connect(&servers.amqp_url, "hookbus-test-cleanup").await
     else {

@@ -83,13 +83,14 @@ async fn killing_a_deliverer_mid_stream_loses_nothing() {
         "the kill came too late to test anything ({at_kill} delivered)"
     );
 
-    let _replacement = spawn_child("deliverer", &prefix, &[]);
+    let mut replacement = spawn_child("deliverer", &prefix, &[]);
     let missing = receiver.missing(&ids, Duration::from_secs(90)).await;
     assert_eq!(
         missing, 0,
         "{missing} events lost after kill -9 (killed at {at_kill})"
     );
     router.stop().await;
+    let _ = replacement.kill().await;
     pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
 }
 
@@ -120,13 +121,15 @@ async fn killing_the_router_mid_stream_loses_nothing() {
         "the kill came after routing finished: it tests nothing"
     );
 
-    let _replacement = spawn_child("router", &prefix, &[]);
+    let mut replacement = spawn_child("router", &prefix, &[]);
     let missing = receiver.missing(&ids, Duration::from_secs(90)).await;
     assert_eq!(
         missing, 0,
         "{missing} events lost after kill -9 ({unrouted:?} unrouted at the kill)"
     );
     deliverer.stop().await;
+    // Gone before the cleanup, or it could declare again what the cleanup deletes.
+    let _ = replacement.kill().await;
     pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
 }
 
@@ -154,7 +157,7 @@ async fn killing_the_deliverer_while_retries_wait_in_the_tiers_loses_nothing() {
     );
     let recovered_at = receiver.received().len();
     receiver.set_status(204);
-    let _replacement = spawn_child("deliverer", &prefix, &schedule);
+    let mut replacement = spawn_child("deliverer", &prefix, &schedule);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let delivered = loop {
         let after: HashSet<String> = receiver
@@ -174,5 +177,6 @@ async fn killing_the_deliverer_while_retries_wait_in_the_tiers_loses_nothing() {
         "{missing} lost ({waiting:?} were waiting in the retry tier at the kill)"
     );
     router.stop().await;
+    let _ = replacement.kill().await;
     pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
 }

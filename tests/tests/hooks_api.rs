@@ -502,3 +502,55 @@ async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() 
     open.await.unwrap().unwrap();
     hookbus_tests::pipeline::cleanup(&prefix, &[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_hooks_queues_are_removed_even_when_its_router_stopped_first() {
+    use hookbus_contracts::keys::RedisKeys;
+    use hookbus_contracts::store::HookStore;
+    use hookbus_contracts::HookId;
+    use hookbus_tests::pipeline::{queue_depth, REDIS_URL};
+
+    let p = Pipeline::start("deleted-queues").await;
+    let api = Api { p: &p };
+    let receiver = Receiver::start().await;
+    let mut ids = Vec::new();
+    for path in ["a", "b"] {
+        let hook = p.create_hook(&["PostSignIn"], &receiver.url(path)).await;
+        ids.push(HookId::parse(hook["id"].as_str().unwrap()).unwrap());
+    }
+    p.wait_hooks(2).await;
+    let topology = p.topology();
+    let exists = |id: &HookId| {
+        let queue = topology.hook_queue(id);
+        async move { queue_depth(&queue).await.is_some() }
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !(exists(&ids[0]).await && exists(&ids[1]).await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deliverer declared no queues"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // One deleted through the API; the other left as a router that crashed right after the
+    // deletion leaves it: gone from the store, its queues untouched.
+    let path = format!("/api/hooks/{}", ids[0]);
+    assert_eq!(api.call(Method::DELETE, &path, None).await.0, 204);
+    let store = HookStore::new(REDIS_URL, RedisKeys::new(&p.prefix)).unwrap();
+    assert!(store.delete(&ids[1]).await.unwrap());
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while exists(&ids[0]).await || exists(&ids[1]).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a deleted hook's queue is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        store.deleted_before(i64::MAX, 10).await.unwrap().is_empty(),
+        "the sweep forgot the hooks it cleaned up"
+    );
+    p.stop().await;
+}

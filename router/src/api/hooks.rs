@@ -1,8 +1,5 @@
 //! `/api/hooks` and `/api/hooks/:id`: Logto's hook CRUD, and signing-key rotation.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -11,16 +8,12 @@ use hookbus_contracts::hook::{HookError, HookInput, HookPatch};
 use hookbus_contracts::http::ApiError;
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::{Hook, HookId};
-use lapin::options::QueueDeleteOptions;
 use serde_json::Value;
+use std::collections::HashMap;
 
 use hookbus_contracts::http::ErrorBody;
 
 use super::{hook_id, invalid, not_found, store_unavailable, truthy, update_error, Page, Shared};
-
-/// Queues of a deleted hook are removed after deliverers had time to stop consuming them,
-/// so that none of them re-declares the queue in the meantime.
-const QUEUE_REMOVAL_DELAY: Duration = Duration::from_secs(2);
 
 fn hook_error(err: HookError) -> ApiError {
     ApiError::bad_request(err.code(), err.to_string())
@@ -167,28 +160,7 @@ pub async fn delete(
         return Err(not_found(&id));
     }
     state.refresh_cache().await;
-    tokio::spawn(remove_queues(state.clone(), hook.clone()));
+    // Its queues go a little later (`deleted_queues`).
     tracing::info!(hook_id = %hook, "hook deleted");
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn remove_queues(state: Shared, hook: HookId) {
-    tokio::time::sleep(QUEUE_REMOVAL_DELAY).await;
-    let removed = async {
-        let conn =
-            hookbus_contracts::broker::connect(&state.amqp_url, "hookbus-router-admin").await?;
-        let ch = conn.create_channel().await?;
-        for queue in [
-            state.topology.hook_queue(&hook),
-            state.topology.dead_queue(&hook),
-        ] {
-            ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await?;
-        }
-        conn.close(200, "done".into()).await
-    }
-    .await;
-    if let Err(err) = removed {
-        tracing::warn!(hook_id = %hook, error = %err, "queues of a deleted hook not removed");
-    }
 }
