@@ -21,7 +21,8 @@ use crate::ids::HookId;
 /// The fields of one event, in wire order, without `hookId`.
 pub type Payload = Map<String, Value>;
 
-/// A payload as JSON text (compact as the producer writes it), always an object, in wire order, without `hookId`.
+/// A payload as JSON text (compact as the producer writes it): always an object, in wire
+/// order, without `hookId`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
 pub struct RawPayload(Box<RawValue>);

@@ -3,10 +3,10 @@
 //! Every enabled hook's queue gets a consumer on one shared channel, which runs at most the
 //! per-hook limit of deliveries at once, with a prefetch of twice that: a slow endpoint
 //! holds at most that many messages of this process, so it cannot take the other hooks'
-//! capacity. A new hook is picked up
-//! within the cache's refresh period, without a restart; a disabled or deleted hook's
-//! consumer is cancelled (its backlog waits in its queue). Any number of deliverers may
-//! consume the same queues: RabbitMQ spreads the messages between them.
+//! capacity. A new hook is picked up within the cache's refresh period, without a restart;
+//! a disabled or deleted hook's consumer is cancelled (its backlog waits in its queue). Any
+//! number of deliverers may consume the same queues: RabbitMQ spreads the messages between
+//! them.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -4,9 +4,10 @@
 //! batches into a single Redis pipeline. A batch waits up to [`LINGER`] to fill: under load
 //! that makes a few large writes a second instead of one per handful of records (with the
 //! Redis commands of each write, the journal was the largest cost of the delivery path in
-//! the benchmark), and a record is never more than that late in `recent-logs`. Logs are for people, not for delivery guarantees:
-//! when Redis is slow and the channel is full, a record is dropped and counted
-//! (`hookbus_delivery_logs_dropped_total`) rather than slowing deliveries down.
+//! the benchmark), and a record is never more than that late in `recent-logs`. Logs are for
+//! people, not for delivery guarantees: when Redis is slow and the channel is full, a record
+//! is dropped and counted (`hookbus_delivery_logs_dropped_total`) rather than slowing
+//! deliveries down.
 
 use std::time::Duration;
 
