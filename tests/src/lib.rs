@@ -1,7 +1,8 @@
 //! Test support for hookbus's integration tests (in `tests/tests/`) and the demo: a real
 //! HTTP receiver that verifies signatures, and a whole pipeline started in-process under a
-//! prefix of its own, or one service in a process of its own ([`service`]). Nothing here is a mock: every test talks to the real RabbitMQ and
-//! Redis, and to real HTTP endpoints on loopback.
+//! prefix of its own, or one service in a process of its own ([`service`]). Nothing here is
+//! a mock: every test talks to the real RabbitMQ and Redis, and to real HTTP endpoints on
+//! loopback.
 
 pub mod pipeline;
 pub mod receiver;
