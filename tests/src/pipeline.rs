@@ -220,7 +220,9 @@ impl Pipeline {
     }
 
     pub async fn wait_ready(&self, addr: SocketAddr) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        // Generous: a private RabbitMQ node that has just opened its port may take a while
+        // more to declare the first quorum queues on a busy machine (seen once at 20 s).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let ok = self
                 .http
