@@ -923,6 +923,10 @@ fn scale_target(scale: &Scale) -> String {
     );
     if change > 1.10 {
         out += GAP_ROUTER;
+    } else if change < 0.90 {
+        out += "  It did not grow; that it fell by more than 10 % is the spread between runs \
+                (the smaller configuration's runs are measured first, right after the router \
+                started), not less work per event.\n";
     }
     out
 }

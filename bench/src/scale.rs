@@ -60,37 +60,92 @@ pub struct Scale {
 
 /// The router with `sizes` hooks configured, then a deliverer's memory.
 pub async fn scale(clock: Clock, sizes: &[usize], events: usize, repeats: usize) -> Result<Scale> {
-    let http = reqwest::Client::new();
-    let prefix = unique_prefix("bench-scale");
-    let store = HookStore::new(REDIS_URL, RedisKeys::new(&prefix))?;
-    let mut idle = Vec::new();
-    let points = router_points(
-        clock, &http, &prefix, &store, &mut idle, sizes, events, repeats,
-    )
-    .await;
-    cleanup(&prefix, &store, &idle).await;
-
-    let prefix = unique_prefix("bench-deliverer-mem");
-    let store = HookStore::new(REDIS_URL, RedisKeys::new(&prefix))?;
-    let mut idle = Vec::new();
-    let deliverer_rss = deliverer_memory(&http, &prefix, &store, &mut idle).await;
-    cleanup(&prefix, &store, &[]).await;
+    let mut configured = Configured::new("bench-scale")?;
+    let points = router_points(clock, &mut configured, sizes, events, repeats).await;
+    // The router's idle hooks are many and have no queues: forgotten first, the cleanup
+    // need not delete queues that do not exist.
+    configured.cleanup(true).await;
+    let mut configured = Configured::new("bench-deliverer-mem")?;
+    let deliverer_rss = deliverer_memory(&mut configured).await;
+    // The deliverer declared its hooks' queues: the cleanup deletes them.
+    configured.cleanup(false).await;
     Ok(Scale {
         points: points?,
         deliverer_rss: deliverer_rss?,
     })
 }
 
-/// Deletes everything of `prefix`, forgetting the hooks of `forget` first: the router's
-/// idle hooks are many and have no queues, so that the cleanup need not delete queues
-/// that do not exist; the deliverer's have queues, declared by the deliverer.
-async fn cleanup(prefix: &str, store: &HookStore, forget: &[HookId]) {
-    futures::stream::iter(forget)
-        .map(|id| store.delete(id))
-        .buffer_unordered(32)
-        .for_each(|_| async {})
-        .await;
-    pipeline::cleanup(prefix, &hookbus_tests::service::RETRY_SCHEDULE).await;
+/// Hooks stored under a prefix of their own, and the services measured against them.
+struct Configured {
+    prefix: String,
+    store: HookStore,
+    http: reqwest::Client,
+    /// The idle hooks stored so far.
+    idle: Vec<HookId>,
+}
+
+impl Configured {
+    fn new(test: &str) -> Result<Configured> {
+        let prefix = unique_prefix(test);
+        Ok(Configured {
+            store: HookStore::new(REDIS_URL, RedisKeys::new(&prefix))?,
+            prefix,
+            http: reqwest::Client::new(),
+            idle: Vec::new(),
+        })
+    }
+
+    /// Stores idle hooks until there are `n`; returns the stored size of one.
+    async fn store_idle(&mut self, n: usize) -> Result<usize> {
+        let template = hook(OTHER_EVENT, "http://127.0.0.1:9/idle")?;
+        let missing = n.saturating_sub(self.idle.len());
+        let new: Vec<HookId> = (0..missing).map(|_| HookId::generate()).collect();
+        let progress = crate::progress::bar(missing as u64, "idle hooks stored");
+        let store = &self.store;
+        futures::stream::iter(new.iter().cloned())
+            .map(|id| {
+                let mut hook = template.clone();
+                hook.id = id;
+                async move { store.insert(&hook).await }
+            })
+            .buffer_unordered(32)
+            .inspect(|_| progress.inc(1))
+            .try_collect::<()>()
+            .await?;
+        progress.finish_and_clear();
+        self.idle.extend(new);
+        Ok(serde_json::to_vec(&template)?.len())
+    }
+
+    async fn start(&self, role: &str) -> Result<ServiceProcess> {
+        ServiceProcess::start(role, &self.prefix, &self.http).await
+    }
+
+    /// Waits until `service`'s gauge `name` reads `n`.
+    async fn wait_for(&self, service: &ServiceProcess, name: &str, n: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let value = metric(&self.http, service.addr, name).await;
+            if value == Some(n as f64) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(anyhow!("{name} reads {value:?}, not {n}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Deletes everything of the prefix, forgetting the idle hooks first if asked.
+    async fn cleanup(self, forget_idle: bool) {
+        let forget = if forget_idle { &self.idle[..] } else { &[] };
+        futures::stream::iter(forget)
+            .map(|id| self.store.delete(id))
+            .buffer_unordered(32)
+            .for_each(|_| async {})
+            .await;
+        pipeline::cleanup(&self.prefix, &hookbus_tests::service::RETRY_SCHEDULE).await;
+    }
 }
 
 /// A hook as the API would store it.
@@ -103,48 +158,25 @@ fn hook(event: &str, url: &str) -> Result<Hook> {
         .map_err(|e| anyhow!("the bench's hook is invalid: {e:?}"))
 }
 
-/// Stores idle hooks until `idle` holds `n`.
-async fn store_idle(store: &HookStore, idle: &mut Vec<HookId>, n: usize) -> Result<usize> {
-    let template = hook(OTHER_EVENT, "http://127.0.0.1:9/idle")?;
-    let missing = n.saturating_sub(idle.len());
-    let new: Vec<HookId> = (0..missing).map(|_| HookId::generate()).collect();
-    let progress = crate::progress::bar(missing as u64, "idle hooks stored");
-    futures::stream::iter(new.iter().cloned())
-        .map(|id| {
-            let mut hook = template.clone();
-            hook.id = id;
-            async move { store.insert(&hook).await }
-        })
-        .buffer_unordered(32)
-        .inspect(|_| progress.inc(1))
-        .try_collect::<()>()
-        .await?;
-    progress.finish_and_clear();
-    idle.extend(new);
-    Ok(serde_json::to_vec(&template)?.len())
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn router_points(
     clock: Clock,
-    http: &reqwest::Client,
-    prefix: &str,
-    store: &HookStore,
-    idle: &mut Vec<HookId>,
+    configured: &mut Configured,
     sizes: &[usize],
     events: usize,
     repeats: usize,
 ) -> Result<Vec<ScalePoint>> {
-    store
+    configured
+        .store
         .insert(&hook(EVENT, "http://127.0.0.1:9/matching")?)
         .await?;
-    let publisher = &Publisher::connect(AMQP_URL, prefix).await?;
+    let publisher = &Publisher::connect(AMQP_URL, &configured.prefix).await?;
     let mut points = Vec::new();
     for &size in sizes {
-        let stored_bytes = store_idle(store, idle, size.saturating_sub(1)).await?;
-        let router = ServiceProcess::start("router", prefix, http).await?;
+        let stored_bytes = configured.store_idle(size.saturating_sub(1)).await?;
+        let router = configured.start("router").await?;
+        let http = &configured.http;
         let measured = async {
-            wait_for(http, &router, "hookbus_hooks", size).await?;
+            configured.wait_for(&router, "hookbus_hooks", size).await?;
             let router_rss = router.rss_bytes();
             through_router(clock, http, &router, publisher, 500).await?;
             let cpu_before = router.cpu_seconds();
@@ -160,7 +192,7 @@ async fn router_points(
         .await;
         router.stop().await;
         let (runs, router_rss, cpu) = measured?;
-        let loaded = store.load_all().await?;
+        let loaded = configured.store.load_all().await?;
         let (snapshot, cache_bytes) =
             crate::alloc::live_bytes(|| HookSnapshot::new(0, loaded.clone()));
         drop(snapshot);
@@ -178,17 +210,14 @@ async fn router_points(
 
 /// A fresh deliverer process's resident memory once it consumes every idle hook's queue,
 /// at `DELIVERER_BASE` hooks and then `DELIVERER_STEP` more.
-async fn deliverer_memory(
-    http: &reqwest::Client,
-    prefix: &str,
-    store: &HookStore,
-    idle: &mut Vec<HookId>,
-) -> Result<Vec<(usize, Option<u64>)>> {
+async fn deliverer_memory(configured: &mut Configured) -> Result<Vec<(usize, Option<u64>)>> {
     let mut readings = Vec::new();
     for hooks in [DELIVERER_BASE, DELIVERER_BASE + DELIVERER_STEP] {
-        store_idle(store, idle, hooks).await?;
-        let deliverer = ServiceProcess::start("deliverer", prefix, http).await?;
-        let consuming = wait_for(http, &deliverer, "hookbus_deliverer_hook_consumers", hooks).await;
+        configured.store_idle(hooks).await?;
+        let deliverer = configured.start("deliverer").await?;
+        let consuming = configured
+            .wait_for(&deliverer, "hookbus_deliverer_hook_consumers", hooks)
+            .await;
         let rss = deliverer.rss_bytes();
         deliverer.stop().await;
         consuming?;
@@ -199,26 +228,6 @@ async fn deliverer_memory(
         readings.push((hooks, rss));
     }
     Ok(readings)
-}
-
-/// Waits until `service`'s gauge `name` reads `n`.
-async fn wait_for(
-    http: &reqwest::Client,
-    service: &ServiceProcess,
-    name: &str,
-    n: usize,
-) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let value = metric(http, service.addr, name).await;
-        if value == Some(n as f64) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow!("{name} reads {value:?}, not {n}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Publishes `n` events and times them until the router has counted all of them.
