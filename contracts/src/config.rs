@@ -36,6 +36,12 @@ pub struct CommonConfig {
     #[arg(long, env = "HOOKBUS_ALLOW_HTTP", default_value = "false",
           action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub allow_http: bool,
+    /// Proxy every outgoing delivery goes through (http:// or https:// URL). Unset, hookbus
+    /// connects directly and ignores `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY`: a proxy
+    /// resolves names itself, past the target guard, so with one configured the proxy is
+    /// where the rules on private targets must live.
+    #[arg(long, env = "HOOKBUS_EGRESS_PROXY", value_parser = parse_proxy)]
+    pub egress_proxy: Option<String>,
 }
 
 impl CommonConfig {
@@ -47,6 +53,7 @@ impl CommonConfig {
             prefix: parse_prefix(prefix).expect("a valid prefix"),
             allow_private_targets: false,
             allow_http: false,
+            egress_proxy: None,
         }
     }
 
@@ -88,6 +95,17 @@ fn parse_prefix(s: &str) -> Result<String, String> {
         Err(format!(
             "`{s}` is not a valid prefix: 1 to 64 of [A-Za-z0-9_-]"
         ))
+    }
+}
+
+fn parse_proxy(s: &str) -> Result<String, String> {
+    match url::Url::parse(s) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(s.to_owned())
+        }
+        _ => Err(format!(
+            "`{s}` is not a proxy URL: http://host:port or https://host:port"
+        )),
     }
 }
 
@@ -137,5 +155,8 @@ mod tests {
         assert!(parse_prefix("test-1_a").is_ok());
         assert!(parse_prefix("a.b").is_err());
         assert!(parse_prefix("").is_err());
+        assert!(parse_proxy("http://proxy.internal:3128").is_ok());
+        assert!(parse_proxy("proxy:3128").is_err());
+        assert!(parse_proxy("ftp://proxy").is_err());
     }
 }

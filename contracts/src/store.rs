@@ -112,6 +112,7 @@ impl HookStore {
                     .map_err(StoreError::from)?;
                 return Err(UpdateError::NotFound);
             };
+            let was_enabled = hook.enabled;
             if let Err(refused) = change(&mut hook) {
                 redis::cmd("UNWATCH")
                     .query_async::<()>(&mut *conn)
@@ -120,15 +121,18 @@ impl HookStore {
                 return Err(UpdateError::Refused(refused));
             }
             let json = serde_json::to_string(&hook).expect("a hook always serializes");
-            let done: Option<()> = redis::pipe()
-                .atomic()
+            let mut tx = redis::pipe();
+            tx.atomic()
                 .set(&key, json)
                 .ignore()
                 .incr(self.keys.hooks_version(), 1)
-                .ignore()
-                .query_async(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
+                .ignore();
+            // Re-enabled (after an auto-disable, or by hand): the endpoint gets a fresh
+            // failing window, or its first failure would disable it again at once.
+            if hook.enabled && !was_enabled {
+                tx.del(self.keys.failing_since(id)).ignore();
+            }
+            let done: Option<()> = tx.query_async(&mut *conn).await.map_err(StoreError::from)?;
             if done.is_some() {
                 return Ok(hook);
             }

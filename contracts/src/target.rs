@@ -114,7 +114,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
         || (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments, incl. Teredo
         || s[0] == 0x2002 // 6to4 wraps arbitrary IPv4 addresses
-        || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0)) // discard-only
+        || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0) // discard-only
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001)) // local-use NAT64 64:ff9b:1::/48 (RFC 8215)
 }
 
 /// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`) and NAT64 (`64:ff9b::/96`)
@@ -169,6 +170,7 @@ mod tests {
             "https://[::ffff:127.0.0.1]/",
             "https://[::ffff:169.254.169.254]/",
             "https://[64:ff9b::a00:1]/",
+            "https://[64:ff9b:1::808:808]/",
             "https://[2002:7f00:1::]/",
             "https://localhost/",
             "https://api.localhost/",

@@ -91,8 +91,21 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(policy: TargetPolicy, timeout: Duration, max_response_bytes: usize) -> Sender {
-        let client = reqwest::Client::builder()
+    /// `egress_proxy` is the operator's `HOOKBUS_EGRESS_PROXY` (validated at startup); the
+    /// proxy variables of the environment are never used, since a proxy would resolve the
+    /// target past the guarded resolver.
+    pub fn new(
+        policy: TargetPolicy,
+        egress_proxy: Option<&str>,
+        timeout: Duration,
+        max_response_bytes: usize,
+    ) -> Sender {
+        let builder = match egress_proxy {
+            Some(url) => reqwest::Client::builder()
+                .proxy(reqwest::Proxy::all(url).expect("HOOKBUS_EGRESS_PROXY is validated")),
+            None => reqwest::Client::builder().no_proxy(),
+        };
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)

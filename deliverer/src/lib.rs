@@ -124,6 +124,7 @@ pub async fn run(
         store,
         sender: attempt::Sender::new(
             config.common.target_policy(),
+            config.common.egress_proxy.as_deref(),
             config.attempt_timeout,
             config.max_response_bytes,
         ),

@@ -175,6 +175,7 @@ pub async fn run(
         key_overlap: config.key_rotation_overlap,
         sender: hookbus_deliverer::attempt::Sender::new(
             config.common.target_policy(),
+            config.common.egress_proxy.as_deref(),
             config.attempt_timeout,
             4096,
         ),
