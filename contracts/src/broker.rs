@@ -20,6 +20,19 @@ pub enum PublishError {
     Nacked,
     #[error("no queue is bound for routing key `{0}`")]
     Unroutable(String),
+    /// A return came back that none of this publisher's messages can account for: another
+    /// publisher shares the channel, so which message was unroutable is not known.
+    #[error("a returned message (routing key `{0}`) belongs to another publish on the channel")]
+    UncertainReturn(String),
+    #[error("no confirm channel is left on this connection")]
+    NoChannel,
+}
+
+/// One message of a batch for [`publish_all`].
+pub struct Outgoing<'a> {
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    pub props: BasicProperties,
 }
 
 pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
@@ -99,7 +112,10 @@ pub async fn depth(conn: &Connection, ch: &mut Channel, queue: &str) -> Option<u
     }
 }
 
-/// Publishes and waits for the broker's confirm.
+/// Publishes and waits for the broker's confirm. On a channel other tasks publish on too, a
+/// return that is not this message's is an [`PublishError::UncertainReturn`], never taken
+/// for a success or blamed on this message (lapin hands a return to whichever confirm comes
+/// next); only a channel of its own ([`ConfirmPool`]) attributes every return for certain.
 pub async fn publish_confirmed(
     ch: &Channel,
     exchange: &str,
@@ -107,25 +123,148 @@ pub async fn publish_confirmed(
     body: &[u8],
     props: BasicProperties,
 ) -> Result<(), PublishError> {
+    let returned = publish_all(
+        ch,
+        exchange,
+        &[Outgoing {
+            routing_key,
+            body,
+            props,
+        }],
+    )
+    .await?;
+    if returned[0] {
+        return Err(PublishError::Unroutable(routing_key.to_owned()));
+    }
+    Ok(())
+}
+
+/// Publishes `batch` (`mandatory`) and waits for every confirm; returns, for each message,
+/// whether it came back unroutable. A return is attributed by what it carries (routing key
+/// and message id), never by the confirm lapin attached it to: RabbitMQ sends a message's
+/// return before its ack, so once every confirm of a channel that only this batch uses is
+/// in, every return of the batch has been seen. One that matches no message of the batch
+/// is an error, and the caller publishes again (a duplicate, never a loss).
+pub async fn publish_all(
+    ch: &Channel,
+    exchange: &str,
+    batch: &[Outgoing<'_>],
+) -> Result<Vec<bool>, PublishError> {
     let opts = BasicPublishOptions {
         mandatory: true,
         ..Default::default()
     };
-    let confirm = ch
-        .basic_publish(
-            ShortString::from(exchange),
-            ShortString::from(routing_key),
-            opts,
-            body,
-            props,
-        )
-        .await?
-        .await?;
-    if !confirm.is_ack() {
+    let mut confirms = Vec::with_capacity(batch.len());
+    for msg in batch {
+        confirms.push(
+            ch.basic_publish(
+                ShortString::from(exchange),
+                ShortString::from(msg.routing_key),
+                opts,
+                msg.body,
+                msg.props.clone(),
+            )
+            .await?,
+        );
+    }
+    let mut returned = vec![false; batch.len()];
+    let mut nacked = false;
+    for confirm in futures::future::try_join_all(confirms).await? {
+        nacked |= !confirm.is_ack();
+        let Some(back) = confirm.take_message() else {
+            continue;
+        };
+        let key = back.delivery.routing_key.as_str();
+        let id = back
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|i| i.as_str());
+        let mut found = false;
+        for (flag, msg) in returned.iter_mut().zip(batch) {
+            if msg.routing_key == key && msg.props.message_id().as_ref().map(|i| i.as_str()) == id {
+                *flag = true;
+                found = true;
+            }
+        }
+        if !found {
+            return Err(PublishError::UncertainReturn(key.to_owned()));
+        }
+    }
+    if nacked {
         return Err(PublishError::Nacked);
     }
-    match confirm.take_message() {
-        Some(_) => Err(PublishError::Unroutable(routing_key.to_owned())),
-        None => Ok(()),
+    Ok(returned)
+}
+
+/// Confirm channels lent to one publisher at a time, so that every return on a channel
+/// belongs to the batch that holds it. A channel that closed is not lent again; when none
+/// is left the pool says so and the session reconnects.
+pub struct ConfirmPool {
+    idle: std::sync::Mutex<Vec<Channel>>,
+    permits: tokio::sync::Semaphore,
+}
+
+/// A channel lent by a [`ConfirmPool`]; it goes back when dropped.
+pub struct Lent<'a> {
+    pool: &'a ConfirmPool,
+    channel: Option<Channel>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl ConfirmPool {
+    pub async fn open(conn: &Connection, size: usize) -> lapin::Result<ConfirmPool> {
+        let mut idle = Vec::with_capacity(size);
+        for _ in 0..size.max(1) {
+            idle.push(confirm_channel(conn).await?);
+        }
+        Ok(ConfirmPool {
+            permits: tokio::sync::Semaphore::new(idle.len()),
+            idle: std::sync::Mutex::new(idle),
+        })
+    }
+
+    /// Waits for a free channel.
+    pub async fn lend(&self) -> Result<Lent<'_>, PublishError> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PublishError::NoChannel)?;
+        let channel = self.idle.lock().expect("pool lock").pop();
+        match channel {
+            Some(channel) => Ok(Lent {
+                pool: self,
+                channel: Some(channel),
+                _permit: permit,
+            }),
+            None => Err(PublishError::NoChannel),
+        }
+    }
+
+    /// False once a channel was found closed: the connection, or one channel, broke.
+    pub fn healthy(&self) -> bool {
+        !self.permits.is_closed()
+    }
+}
+
+impl Lent<'_> {
+    pub fn channel(&self) -> &Channel {
+        self.channel.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        let Some(channel) = self.channel.take() else {
+            return;
+        };
+        if channel.status().connected() {
+            self.pool.idle.lock().expect("pool lock").push(channel);
+        } else {
+            // Its permit is forgotten with it; the session sees the pool unhealthy.
+            self.pool.permits.close();
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! | `{p}:hook:{id}` | string | one hook as JSON (Logto's shape, signing key included) |
 //! | `{p}:hooks` | sorted set | hook ids scored by `createdAt`, for newest-first listing |
 //! | `{p}:hooks:version` | integer | bumped in the same transaction as every hook change |
+//! | `{p}:hooks:changed` | pub/sub channel | the new version, published after each change (a wake-up; polling stays the truth) |
+//! | `{p}:routers` | set | ids of the routers that hold (or held) a lease |
+//! | `{p}:router:{id}` | string, expires | the hook version a live router has loaded; its expiry is the router's lease |
 //! | `{p}:idempotency:{key}` | string | an ingest request's `Idempotency-Key`: pending, or the answer (JSON) |
 //! | `{p}:logs:{id}` | sorted set | one hook's delivery log records (JSON), scored by time |
 //! | `{p}:stats:{id}:{hour}` | hash | one hook's `requests` / `successes` in one hour |
@@ -40,6 +43,20 @@ impl RedisKeys {
 
     pub fn hooks_version(&self) -> String {
         format!("{}:hooks:version", self.prefix)
+    }
+
+    /// Pub/sub channel announcing a new version.
+    pub fn hooks_changed(&self) -> String {
+        format!("{}:hooks:changed", self.prefix)
+    }
+
+    pub fn routers(&self) -> String {
+        format!("{}:routers", self.prefix)
+    }
+
+    /// One router's lease: the version it has loaded, expiring with the lease.
+    pub fn router(&self, id: &str) -> String {
+        format!("{}:router:{}", self.prefix, id)
     }
 
     pub fn logs(&self, id: &HookId) -> String {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use deadpool_redis::redis::{self, AsyncCommands};
 use deadpool_redis::{Pool, Runtime};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalogue::EventName;
@@ -49,7 +49,19 @@ pub enum UpdateError<E> {
 pub struct HookStore {
     pool: Pool,
     keys: RedisKeys,
+    /// For the pub/sub connection, which a pool cannot lend.
+    redis_url: Arc<str>,
 }
+
+/// Renews a router's lease only while the store holds the version the router states it has
+/// loaded, in one step: a lease never vouches for a snapshot older than the store.
+const RENEW_LEASE: &str = r"
+local current = redis.call('GET', KEYS[1]) or '0'
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+";
 
 impl HookStore {
     pub fn new(redis_url: &str, keys: RedisKeys) -> Result<HookStore, StoreError> {
@@ -64,7 +76,11 @@ impl HookStore {
             ..Default::default()
         });
         let pool = cfg.create_pool(Some(Runtime::Tokio1))?;
-        Ok(HookStore { pool, keys })
+        Ok(HookStore {
+            pool,
+            keys,
+            redis_url: redis_url.into(),
+        })
     }
 
     pub fn pool(&self) -> &Pool {
@@ -267,6 +283,76 @@ impl HookStore {
         Ok(ids.iter().filter_map(|id| HookId::parse(id)).collect())
     }
 
+    /// Tells every process that a change was stored, so that each reloads now rather than
+    /// at its next poll; returns the version announced.
+    pub async fn announce(&self) -> Result<u64, StoreError> {
+        let version = self.version().await?;
+        let mut conn = self.pool.get().await?;
+        conn.publish::<_, _, ()>(self.keys.hooks_changed(), version)
+            .await?;
+        Ok(version)
+    }
+
+    /// Renews router `id`'s lease for `lease`, stating that it routes by version `loaded`;
+    /// `false` (not renewed) when the store holds another version.
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        loaded: u64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let renewed: i64 = redis::cmd("EVAL")
+            .arg(RENEW_LEASE)
+            .arg(3)
+            .arg(self.keys.hooks_version())
+            .arg(self.keys.router(id))
+            .arg(self.keys.routers())
+            .arg(loaded)
+            .arg(lease.as_millis() as u64)
+            .arg(id)
+            .query_async(&mut *conn)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Ends router `id`'s lease (a clean shutdown).
+    pub async fn drop_lease(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        redis::pipe()
+            .del(self.keys.router(id))
+            .ignore()
+            .srem(self.keys.routers(), id)
+            .ignore()
+            .query_async::<()>(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The live routers (lease not expired) that have not loaded `version` yet. Routers
+    /// whose lease expired are forgotten on the way.
+    pub async fn routers_behind(&self, version: u64) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = conn.smembers(self.keys.routers()).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.keys.router(id)).collect();
+        let loaded: Vec<Option<u64>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut *conn)
+            .await?;
+        let mut behind = Vec::new();
+        for (id, loaded) in ids.into_iter().zip(loaded) {
+            match loaded {
+                None => conn.srem::<_, _, ()>(self.keys.routers(), &id).await?,
+                Some(v) if v < version => behind.push(id),
+                Some(_) => {}
+            }
+        }
+        Ok(behind)
+    }
+
     pub async fn version(&self) -> Result<u64, StoreError> {
         let mut conn = self.pool.get().await?;
         Ok(conn
@@ -451,13 +537,28 @@ pub fn start(
     Ok((store, cache))
 }
 
-/// Keeps `cache` current until `shutdown`. `healthy` reports whether Redis answers; while it
-/// does not, the last snapshot keeps serving.
+/// Keeps `cache` current until `shutdown`: a reload when the version changed, checked every
+/// [`REFRESH_EVERY`] and at once when a change is announced. `healthy` reports whether Redis
+/// answers; while it does not, the last snapshot keeps serving.
 pub async fn refresh(
     store: HookStore,
     cache: HookCache,
     healthy: crate::ops::Flag,
     shutdown: CancellationToken,
+) {
+    let announced = Notify::new();
+    tokio::join!(
+        poll(&store, &cache, &healthy, &announced, &shutdown),
+        listen(&store, &announced, &shutdown)
+    );
+}
+
+async fn poll(
+    store: &HookStore,
+    cache: &HookCache,
+    healthy: &crate::ops::Flag,
+    announced: &Notify,
+    shutdown: &CancellationToken,
 ) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -466,6 +567,7 @@ pub async fn refresh(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+            _ = announced.notified() => {}
         }
         let result = async {
             let version = store.version().await?;
@@ -491,6 +593,34 @@ pub async fn refresh(
                 }
                 healthy.set(false);
             }
+        }
+    }
+}
+
+/// Wakes [`poll`] on each announced change. Pub/sub loses what is published while it is
+/// disconnected, so it only shortens the wait; the poll stays the truth.
+async fn listen(store: &HookStore, announced: &Notify, shutdown: &CancellationToken) {
+    let channel = store.keys.hooks_changed();
+    loop {
+        let subscribed = async {
+            let client = redis::Client::open(&*store.redis_url)?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            let mut messages = pubsub.on_message();
+            while futures::StreamExt::next(&mut messages).await.is_some() {
+                announced.notify_one();
+            }
+            Ok::<_, redis::RedisError>(())
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ended = subscribed => if let Err(err) = ended {
+                tracing::debug!(error = %err, "change announcements unavailable; polling");
+            },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use hookbus_contracts::broker::{self, PublishError};
+use hookbus_contracts::broker::{self, ConfirmPool, Outgoing, PublishError};
 use hookbus_contracts::ops::BrokerFlags;
 use hookbus_contracts::store::HookCache;
 use hookbus_contracts::topology::Topology;
@@ -18,15 +18,21 @@ use hookbus_contracts::{Delivery, Event};
 use lapin::message::Delivery as AmqpMessage;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
+use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::plan;
 
+/// Confirm channels of a router connection: enough for the events routed at once, bounded
+/// (each is a process on the broker).
+const PUBLISH_CHANNELS: usize = 64;
+
 /// What one routing session needs, bundled so functions take one argument for it.
 pub struct RouterCtx {
     pub topology: Topology,
+    /// Routing waits while this router cannot vouch for its configuration.
+    pub lease: crate::lease::Lease,
     pub cache: HookCache,
     pub metrics: Metrics,
     pub prefetch: u16,
@@ -77,9 +83,18 @@ async fn session(
     flags: &BrokerFlags,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let publish = broker::confirm_channel(conn).await?;
-    ctx.topology.declare_events(&publish).await?;
-    ctx.topology.declare_deliveries(&publish).await?;
+    // Each event publishes on a confirm channel of its own while it is routed, so that every
+    // return RabbitMQ sends is known to be one of that event's deliveries (lapin attaches a
+    // return to whichever confirm comes next on the channel).
+    let publish = ConfirmPool::open(conn, usize::from(ctx.prefetch).min(PUBLISH_CHANNELS)).await?;
+    {
+        let lent = publish
+            .lend()
+            .await
+            .map_err(|_| SessionError::PublishChannelClosed)?;
+        ctx.topology.declare_events(lent.channel()).await?;
+        ctx.topology.declare_deliveries(lent.channel()).await?;
+    }
     let consume = conn.create_channel().await?;
     consume
         .basic_qos(ctx.prefetch, BasicQosOptions::default())
@@ -102,7 +117,7 @@ async fn session(
             let (publish, session_over) = (&publish, &session_over);
             async move {
                 handle(publish, ctx, msg).await;
-                if !publish.status().connected() {
+                if !publish.healthy() {
                     session_over.cancel();
                 }
                 Ok(())
@@ -130,13 +145,13 @@ async fn session(
         exporter
     );
     worked?;
-    if !publish.status().connected() && !shutdown.is_cancelled() {
+    if !publish.healthy() && !shutdown.is_cancelled() {
         return Err(SessionError::PublishChannelClosed);
     }
     Ok(())
 }
 
-async fn handle(publish: &Channel, ctx: &RouterCtx, msg: AmqpMessage) {
+async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
     let result = match Event::decode(&msg.data) {
         Ok(event) => route(publish, ctx, &event).await,
         Err(err) => park(publish, ctx, &msg, &format!("unreadable event: {err}")).await,
@@ -173,14 +188,51 @@ async fn handle(publish: &Channel, ctx: &RouterCtx, msg: AmqpMessage) {
 }
 
 /// Publishes one delivery per subscribed hook and waits for all the confirms.
-async fn route(publish: &Channel, ctx: &RouterCtx, event: &Event) -> Result<Routed, PublishError> {
+async fn route(
+    publish: &ConfirmPool,
+    ctx: &RouterCtx,
+    event: &Event,
+) -> Result<Routed, PublishError> {
+    // The lease first, then the snapshot: a lease valid now was renewed with a snapshot at
+    // least as new as every change an admin has answered for (see `lease`).
+    ctx.lease.wait_valid().await;
     let deliveries = plan::deliveries(event, &ctx.cache.snapshot());
     if deliveries.is_empty() {
         tracing::debug!(event_id = %event.id, event = %event.name, "no hook wants this event");
         return Ok(Routed::Unmatched);
     }
-    futures::future::try_join_all(deliveries.iter().map(|d| publish_delivery(publish, ctx, d)))
-        .await?;
+    let lent = publish.lend().await?;
+    let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
+    let batch: Vec<Outgoing> = deliveries
+        .iter()
+        .zip(&bodies)
+        .map(|(d, body)| Outgoing {
+            routing_key: d.hook_id.as_str(),
+            body,
+            props: broker::persistent_json(d.event.id.as_str()),
+        })
+        .collect();
+    let exchange = ctx.topology.deliveries_exchange();
+    let returned = broker::publish_all(lent.channel(), &exchange, &batch).await?;
+    // A hook whose queue is missing (removed by hand, or lost with a node): declare it and
+    // send those deliveries once more; still unroutable, the event goes back to the queue.
+    let again: Vec<Outgoing> = batch
+        .into_iter()
+        .zip(&returned)
+        .filter(|(_, back)| **back)
+        .map(|(msg, _)| msg)
+        .collect();
+    for msg in &again {
+        let hook =
+            hookbus_contracts::HookId::parse(msg.routing_key).expect("routing keys are hook ids");
+        ctx.topology.declare_hook(lent.channel(), &hook).await?;
+    }
+    if !again.is_empty() {
+        let still = broker::publish_all(lent.channel(), &exchange, &again).await?;
+        if let Some((msg, _)) = again.iter().zip(&still).find(|(_, back)| **back) {
+            return Err(PublishError::Unroutable(msg.routing_key.to_owned()));
+        }
+    }
     ctx.metrics
         .deliveries
         .with_label_values(&[event.name.as_str()])
@@ -188,39 +240,19 @@ async fn route(publish: &Channel, ctx: &RouterCtx, event: &Event) -> Result<Rout
     Ok(Routed::Delivered(deliveries.len()))
 }
 
-async fn publish_delivery(
-    publish: &Channel,
-    ctx: &RouterCtx,
-    delivery: &Delivery,
-) -> Result<(), PublishError> {
-    let body = delivery.encode();
-    let exchange = ctx.topology.deliveries_exchange();
-    let key = delivery.hook_id.as_str();
-    let props = || broker::persistent_json(delivery.event.id.as_str());
-    match broker::publish_confirmed(publish, &exchange, key, &body, props()).await {
-        // A hook created since its queue was last declared: declare it and send again.
-        Err(PublishError::Unroutable(_)) => {
-            ctx.topology
-                .declare_hook(publish, &delivery.hook_id)
-                .await?;
-            broker::publish_confirmed(publish, &exchange, key, &body, props()).await
-        }
-        other => other,
-    }
-}
-
 /// Moves an unreadable event to `{p}.events.dead` with its reason, confirmed, so that it is
 /// neither lost nor retried forever.
 async fn park(
-    publish: &Channel,
+    publish: &ConfirmPool,
     ctx: &RouterCtx,
     msg: &AmqpMessage,
     reason: &str,
 ) -> Result<Routed, PublishError> {
     tracing::warn!(%reason, "parking an event");
     let props = broker::with_header(msg.properties.clone(), "x-hookbus-reason", reason);
+    let lent = publish.lend().await?;
     broker::publish_confirmed(
-        publish,
+        lent.channel(),
         "",
         &ctx.topology.events_dead_queue(),
         &msg.data,

@@ -6,6 +6,8 @@
 //! - [`api`]: Logto's hooks API and dead letters, under `/api/hooks`.
 //! - [`dead_letters`]: listing and replaying dead letters (API and command line).
 //! - [`deleted_queues`]: removing a deleted hook's queues, crash-safe.
+//! - [`lease`]: the promise that this router routes by the current configuration, so that
+//!   an admin change answers only once every router applies it.
 //! - [`run`]: the `router` process: routing, admin API, `/healthz`, `/readyz`, `/metrics`.
 
 pub mod api;
@@ -13,6 +15,7 @@ pub mod consume;
 pub mod dead_letters;
 pub mod deleted_queues;
 pub mod depths;
+pub mod lease;
 pub mod metrics;
 pub mod plan;
 
@@ -56,6 +59,11 @@ pub struct Config {
     /// On shutdown, how long events under way may take to settle.
     #[arg(long, env = "HOOKBUS_DRAIN_DEADLINE", default_value = "30s", value_parser = parse_duration)]
     pub drain_deadline: Duration,
+    /// How long a router may route without confirming with Redis that its hook
+    /// configuration is current; an admin change waits at most this long for a router that
+    /// stopped answering.
+    #[arg(long, env = "HOOKBUS_ROUTER_LEASE", default_value = "3s", value_parser = parse_duration)]
+    pub lease: Duration,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -142,8 +150,19 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let lease = lease::Lease::default();
+    tokio::spawn(lease::keep(
+        store.clone(),
+        cache.clone(),
+        uuid::Uuid::now_v7().simple().to_string(),
+        config.lease.max(Duration::from_millis(500)),
+        lease.clone(),
+        readiness.flag("lease"),
+        shutdown.clone(),
+    ));
     let ctx = Arc::new(consume::RouterCtx {
         topology: config.common.topology(),
+        lease,
         cache: cache.clone(),
         metrics: metrics.clone(),
         prefetch: config.prefetch.max(1),
@@ -173,6 +192,7 @@ pub async fn run(
         topology: config.common.topology(),
         amqp_url: config.common.amqp_url.clone(),
         key_overlap: config.key_rotation_overlap,
+        lease: config.lease.max(Duration::from_millis(500)),
         sender: hookbus_deliverer::attempt::Sender::new(
             config.common.target_policy(),
             config.common.egress_proxy.as_deref(),

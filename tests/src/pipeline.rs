@@ -132,6 +132,7 @@ pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
         key_rotation_overlap: Duration::from_secs(3600),
         attempt_timeout: Duration::from_secs(2),
         drain_deadline: Duration::from_secs(10),
+        lease: Duration::from_secs(3),
         command: None,
     };
     spawn("router", move |l, s| hookbus_router::run(config, l, s)).await

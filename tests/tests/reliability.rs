@@ -199,3 +199,217 @@ async fn a_disabled_hook_receives_nothing_published_while_it_was_disabled() {
     assert_eq!(got[0].header("webhook-id"), after);
     p.stop().await;
 }
+
+/// A direct exchange with one queue bound to `bound`; deleted with the prefix.
+async fn exchange_with_one_binding(prefix: &str) -> (lapin::Connection, String, String) {
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+    let conn = hookbus_contracts::broker::connect(pipeline::AMQP_URL, "hookbus-test")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let exchange = format!("{prefix}.deliveries");
+    let queue = format!("{prefix}.events");
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        queue.as_str().into(),
+        exchange.as_str().into(),
+        "bound".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    (conn, exchange, queue)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unroutable_returns_are_attributed_to_their_own_publish() {
+    use futures::StreamExt;
+    let prefix = pipeline::unique_prefix("returns");
+    let (conn, exchange, _) = exchange_with_one_binding(&prefix).await;
+    // The router's publishing path: 256 publishes at once through its confirm channels,
+    // every other one to a key no queue takes. (On one shared channel, 185 of 2,000 were
+    // reported the wrong way round.)
+    let pool = hookbus_contracts::broker::ConfirmPool::open(&conn, 32)
+        .await
+        .unwrap();
+    let results: Vec<(bool, Result<(), hookbus_contracts::broker::PublishError>)> =
+        futures::stream::iter(0..4000)
+            .map(|i| {
+                let (pool, exchange) = (&pool, &exchange);
+                async move {
+                    let bound = i % 2 == 0;
+                    let key = if bound { "bound" } else { "nowhere" };
+                    let props = hookbus_contracts::broker::persistent_json(&format!("m{i}"));
+                    let lent = pool.lend().await.unwrap();
+                    let result = hookbus_contracts::broker::publish_confirmed(
+                        lent.channel(),
+                        exchange,
+                        key,
+                        b"{}",
+                        props,
+                    )
+                    .await;
+                    (bound, result)
+                }
+            })
+            .buffer_unordered(256)
+            .collect()
+            .await;
+    let unbound_reported_delivered = results.iter().filter(|(b, r)| !b && r.is_ok()).count();
+    let bound_reported_returned = results.iter().filter(|(b, r)| *b && r.is_err()).count();
+    let _ = conn.close(200, "".into()).await;
+    pipeline::cleanup(&prefix, &[]).await;
+    assert_eq!(
+        (unbound_reported_delivered, bound_reported_returned),
+        (0, 0),
+        "returns attributed to the wrong publish"
+    );
+}
+
+/// Publishes `PostSignIn` (wanted by a hook of its own) until `stop`, so that both routers
+/// are busy while hooks change.
+fn busy_stream(
+    p: &Pipeline,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (http, addr) = (p.http.clone(), p.producer.addr);
+    tokio::spawn(async move {
+        while !stop.is_cancelled() {
+            let body = serde_json::to_vec(&json!({"event": "PostSignIn"})).unwrap();
+            pipeline::ingest_raw(&http, addr, Some(pipeline::INGEST_TOKEN), body).await;
+            tokio::time::sleep(ms(2)).await;
+        }
+    })
+}
+
+/// Sums a metric over several processes.
+async fn metric_sum(http: &reqwest::Client, addrs: &[std::net::SocketAddr], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for addr in addrs {
+        sum += pipeline::metric(http, *addr, name).await.unwrap_or(0.0);
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_answered_by_one_router_is_routed_by_every_router() {
+    let p = Pipeline::start_with("two-routers", &[ms(300)], 2).await;
+    let second = pipeline::start_router(&p.prefix).await;
+    let third = pipeline::start_router(&p.prefix).await;
+    p.wait_ready(second.addr).await;
+    p.wait_ready(third.addr).await;
+    let routers = [p.router.addr, second.addr, third.addr];
+    let receiver = Receiver::start().await;
+    p.create_hook(&["PostSignIn"], &receiver.url("busy")).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let busy = busy_stream(&p, stop.clone());
+
+    // Create a hook through one router, publish at once; the next cycle through another.
+    const CYCLES: usize = 24;
+    let mut hooks = Vec::new();
+    let mut published: Vec<String> = Vec::new();
+    for cycle in 0..CYCLES {
+        let router = routers[cycle % routers.len()];
+        let res = p
+            .http
+            .post(format!("http://{router}/api/hooks"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"events": ["User.Created"], "config": {"url": receiver.url(&format!("h{cycle}"))}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        hooks.push(hook_id(&res.json().await.unwrap()));
+        let (status, accepted) = p.ingest(json!({"event": "User.Created"})).await;
+        assert_eq!(status, 202);
+        published.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    // Hook k must get every event published from cycle k on.
+    let expected: usize = (1..=CYCLES).sum();
+    let got_for = |cycle: usize| -> HashSet<String> {
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.path == format!("h{cycle}"))
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let missing: usize = (0..CYCLES)
+            .map(|k| {
+                let got = got_for(k);
+                published[k..]
+                    .iter()
+                    .filter(|id| !got.contains(*id))
+                    .count()
+            })
+            .sum();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {expected} deliveries missing: an event published after a router's 201 was routed without the new hook"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+
+    // Disable each through one router; an event published after the 200 must not reach it.
+    let mut after_disable = Vec::new();
+    for (k, id) in hooks.iter().enumerate() {
+        let router = routers[(k + 1) % routers.len()];
+        let (status, _) = patch_hook(&p.http, router, id, json!({"enabled": false})).await;
+        assert_eq!(status, 200);
+        let (_, accepted) = p.ingest(json!({"event": "User.Created"})).await;
+        after_disable.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    stop.cancel();
+    busy.await.unwrap();
+    // Every event has been settled by some router before anything is concluded.
+    let published_events =
+        pipeline::metric(&p.http, p.producer.addr, "hookbus_events_published_total")
+            .await
+            .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric_sum(&p.http, &routers, "hookbus_router_events_total").await < published_events {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events never settled"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+    // Routed exactly: event k of the first phase to hooks 0..=k, event k of the second to
+    // the hooks not disabled yet (k+1..).
+    let routed = metric_sum(
+        &p.http,
+        &routers,
+        "hookbus_router_deliveries_published_total{event=\"User.Created\"}",
+    )
+    .await;
+    let after: usize = (0..CYCLES).map(|k| CYCLES - 1 - k).sum();
+    assert_eq!(
+        routed as usize,
+        expected + after,
+        "deliveries routed to hooks disabled before the event, or missing"
+    );
+    second.stop().await;
+    third.stop().await;
+    p.stop().await;
+}

@@ -81,8 +81,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Hook>), ApiError> {
     let Json(input) = body.map_err(json_error)?;
     let hook = input.validate(&state.policy).map_err(hook_error)?;
+    state.declare_queue(&hook.id).await?;
     state.store.insert(&hook).await.map_err(store_unavailable)?;
-    state.refresh_cache().await;
+    state.apply_everywhere().await;
     tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
     Ok((StatusCode::CREATED, Json(hook.for_api())))
 }
@@ -115,6 +116,19 @@ pub async fn update(
     body: Result<Json<HookPatch>, JsonRejection>,
 ) -> Result<Json<Hook>, ApiError> {
     let Json(patch) = body.map_err(json_error)?;
+    if patch.enabled == Some(true) {
+        let hook = hook_id(&id)?;
+        if state
+            .store
+            .get(&hook)
+            .await
+            .map_err(store_unavailable)?
+            .is_none()
+        {
+            return Err(not_found(&id));
+        }
+        state.declare_queue(&hook).await?;
+    }
     let hook = state
         .store
         .update(&hook_id(&id)?, |hook| {
@@ -122,7 +136,7 @@ pub async fn update(
         })
         .await
         .map_err(|e| update_error(&id, e))?;
-    state.refresh_cache().await;
+    state.apply_everywhere().await;
     tracing::info!(hook_id = %hook.id, enabled = hook.enabled, "hook updated");
     Ok(Json(hook.for_api()))
 }
@@ -142,7 +156,7 @@ pub async fn rotate_key(
         })
         .await
         .map_err(|e| update_error(&id, e))?;
-    state.refresh_cache().await;
+    state.apply_everywhere().await;
     tracing::info!(hook_id = %hook.id, overlap = ?overlap, "signing key rotated");
     Ok(Json(hook.for_api()))
 }
@@ -159,7 +173,7 @@ pub async fn delete(
     if !state.store.delete(&hook).await.map_err(store_unavailable)? {
         return Err(not_found(&id));
     }
-    state.refresh_cache().await;
+    state.apply_everywhere().await;
     // Its queues go a little later (`deleted_queues`).
     tracing::info!(hook_id = %hook, "hook deleted");
     Ok(StatusCode::NO_CONTENT)

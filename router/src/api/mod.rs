@@ -33,9 +33,9 @@ use hookbus_deliverer::attempt::Sender;
 /// What the admin API needs, shared by its handlers.
 pub struct AdminState {
     pub store: HookStore,
-    /// This router's routing cache: refreshed before a change is acknowledged, so an event
-    /// published after the answer is routed by the new configuration (other processes see
-    /// it within the refresh period).
+    /// This router's routing cache: refreshed before a change is acknowledged; every other
+    /// router confirms it has loaded the change too (see `lease`), so an event published
+    /// after the answer is routed by the new configuration whichever router routes it.
     pub cache: HookCache,
     pub logs: DeliveryLogs,
     pub policy: TargetPolicy,
@@ -43,6 +43,8 @@ pub struct AdminState {
     pub amqp_url: String,
     /// How long a rotated signing key keeps signing beside the new one.
     pub key_overlap: Duration,
+    /// Routers' lease: the longest a change waits for a router that stopped answering.
+    pub lease: Duration,
     /// Sends `POST /test` payloads, through the same guarded client as deliveries.
     pub sender: Sender,
 }
@@ -79,11 +81,45 @@ pub fn routes(state: AdminState, token: Option<Arc<str>>) -> Router {
 }
 
 impl AdminState {
-    /// Makes this router route by the configuration just written.
-    async fn refresh_cache(&self) {
+    /// Makes every router route by the configuration just written before the change is
+    /// answered: this one reloads, the change is announced to the others, and the answer
+    /// waits until each live router's lease states it (or has run out).
+    async fn apply_everywhere(&self) {
         if let Err(err) = self.cache.reload(&self.store).await {
             tracing::warn!(error = %err, "change stored; this router will see it at its next refresh");
         }
+        let version = match self.store.announce().await {
+            Ok(version) => version,
+            Err(err) => {
+                tracing::warn!(error = %err, "change stored but not announced; routers poll for it");
+                self.cache.snapshot().version
+            }
+        };
+        if !crate::lease::await_applied(&self.store, version, self.lease).await {
+            tracing::warn!(
+                version,
+                "a router did not confirm the change within its lease; it has stopped routing"
+            );
+        }
+    }
+
+    /// Declares `hook`'s queue, so that it exists before any event can be routed to it.
+    async fn declare_queue(&self, hook: &HookId) -> Result<(), ApiError> {
+        let unavailable = |err: lapin::Error| {
+            tracing::warn!(error = %err, "hook queue not declared");
+            ApiError::unavailable("RabbitMQ is unavailable; nothing was changed")
+        };
+        let conn = hookbus_contracts::broker::connect(&self.amqp_url, "hookbus-router-admin")
+            .await
+            .map_err(unavailable)?;
+        let declared = async {
+            let ch = conn.create_channel().await?;
+            self.topology.declare_deliveries(&ch).await?;
+            self.topology.declare_hook(&ch, hook).await
+        }
+        .await;
+        let _ = conn.close(200, "declared".into()).await;
+        declared.map_err(unavailable)
     }
 }
 
