@@ -26,6 +26,12 @@ pub enum PublishError {
     UncertainReturn(String),
     #[error("no confirm channel is left on this connection")]
     NoChannel,
+    /// No confirm within the deadline: the message may or may not have been taken.
+    #[error("RabbitMQ did not confirm within {0:?}")]
+    Timeout(Duration),
+    /// RabbitMQ blocks publishers (a memory or disk alarm): nothing was sent.
+    #[error("RabbitMQ is blocking publishers (a resource alarm)")]
+    Blocked,
 }
 
 /// One message of a batch for [`publish_all`].

@@ -16,8 +16,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Details some errors carry (Logto's `data`).
-    pub data: Option<serde_json::Value>,
+    /// Details some errors carry (Logto's `data`); boxed, as errors travel in `Result`s.
+    pub data: Option<Box<serde_json::Value>>,
+    /// Seconds to send as `Retry-After`.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             data: None,
+            retry_after: None,
         }
     }
 
@@ -35,7 +38,12 @@ impl ApiError {
     }
 
     pub fn with_data(mut self, data: serde_json::Value) -> ApiError {
-        self.data = Some(data);
+        self.data = Some(Box::new(data));
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -63,9 +71,15 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             code: self.code.to_owned(),
             message: self.message,
-            data: self.data,
+            data: self.data.map(|d| *d),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -31,13 +31,25 @@ use crate::idempotency::{self, Claim, Idempotency, IdempotencyKey, Lease};
 use crate::interaction::Interaction;
 use crate::metrics::Metrics;
 use crate::publisher::{Published, Publisher};
+use hookbus_contracts::broker::PublishError;
 
 #[derive(Clone)]
 pub struct IngestState {
     pub publisher: Publisher,
     pub metrics: Metrics,
     pub idempotency: Idempotency,
+    /// How long a request waits for the broker's confirm before it answers `503`.
+    pub publish_timeout: std::time::Duration,
+    /// Publishes that outlive their request (timed out, or the client went away): awaited on
+    /// shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
 }
+
+/// How long a publish may stay unsettled after its request answered `503`: it keeps its
+/// `Idempotency-Key` claim (a retry answers `409`) until it is confirmed or fails, within
+/// the claim's lease.
+const UNSETTLED_CAP: std::time::Duration =
+    idempotency::LEASE.saturating_sub(std::time::Duration::from_secs(5));
 
 /// One ingest endpoint: how a body becomes events, and how the answer reads.
 #[derive(Debug, Clone, Copy)]
@@ -203,10 +215,27 @@ async fn ingest(
             return Ok(accepted(answer, true));
         }
     };
-    let published = state.publish(&events).await;
-    let answer = state
-        .settle(published.map(|p| endpoint.answer(&p)), lease)
-        .await?;
+    // The publish and the settling of its key run on their own, so that a request that
+    // times out, or whose client goes away, leaves the key claimed until its publish is
+    // settled either way: a retry gets 409, then the answer, never new event ids.
+    let publishing = state.tasks.spawn({
+        let state = state.clone();
+        async move {
+            let published = state.publish(&events).await;
+            state.settle(published, endpoint, lease).await
+        }
+    });
+    let answer = match tokio::time::timeout(state.publish_timeout, publishing).await {
+        Ok(settled) => settled.expect("an ingest publish does not panic")?,
+        Err(_) => {
+            state.refuse("publish_timeout");
+            tracing::warn!(timeout = ?state.publish_timeout, "RabbitMQ did not confirm in time");
+            return Err(ApiError::unavailable(
+                "the event broker did not confirm in time; retry later (with the same Idempotency-Key, the retry cannot publish twice)",
+            )
+            .with_retry_after(1));
+        }
+    };
     state
         .metrics
         .publish_seconds
@@ -290,18 +319,19 @@ impl IngestState {
     }
 
     /// Publishes in order, counting what was asked and what the broker confirmed.
-    async fn publish(&self, events: &[Event]) -> Result<Vec<Published>, ApiError> {
+    async fn publish(&self, events: &[Event]) -> Result<Vec<Published>, PublishError> {
         for event in events {
             self.metrics
                 .ingested
                 .with_label_values(&[event.name.as_str()])
                 .inc();
         }
-        let published = self.publisher.publish_all(events).await.map_err(|err| {
-            self.refuse("broker_unavailable");
-            tracing::warn!(error = %err, "events not accepted: RabbitMQ unavailable");
-            ApiError::unavailable("the event broker is unavailable; retry later")
-        })?;
+        let published = self
+            .publisher
+            .clone()
+            .with_timeout(UNSETTLED_CAP)
+            .publish_all(events)
+            .await?;
         for event in &published {
             self.metrics
                 .published
@@ -312,19 +342,43 @@ impl IngestState {
         Ok(published)
     }
 
-    /// Records the answer under the key, or gives the key up if publishing failed.
+    /// Records the answer under the key, or gives the key up if publishing failed for sure.
+    /// A publish that may have been taken (no confirm in time) keeps the key until its
+    /// lease runs out.
     async fn settle(
         &self,
-        answer: Result<Value, ApiError>,
+        published: Result<Vec<Published>, PublishError>,
+        endpoint: Endpoint,
         lease: Option<Lease>,
     ) -> Result<Value, ApiError> {
+        let answer = published.map(|p| endpoint.answer(&p)).map_err(|err| {
+            let (reason, message) = match err {
+                PublishError::Blocked => (
+                    "broker_blocked",
+                    "the event broker is blocking publishers (a resource alarm); retry later",
+                ),
+                PublishError::Timeout(_) => (
+                    "publish_timeout",
+                    "the event broker did not confirm in time; retry later",
+                ),
+                _ => (
+                    "broker_unavailable",
+                    "the event broker is unavailable; retry later",
+                ),
+            };
+            self.refuse(reason);
+            tracing::warn!(error = %err, "events not accepted");
+            (err, ApiError::unavailable(message).with_retry_after(1))
+        });
         let Some(lease) = lease else {
-            return answer;
+            return answer.map_err(|(_, api)| api);
         };
         let kept = match &answer {
             Ok(answer) => self.idempotency.complete(lease, answer).await,
+            Err((PublishError::Timeout(_), _)) => Ok(true),
             Err(_) => self.idempotency.release(lease).await,
         };
+        let answer = answer.map_err(|(_, api)| api);
         match kept {
             Ok(true) => {}
             Ok(false) => tracing::warn!("idempotency key expired while publishing"),

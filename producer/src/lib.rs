@@ -23,13 +23,13 @@ pub mod simulate;
 use std::sync::Arc;
 
 use hookbus_contracts::config::CommonConfig;
-use hookbus_contracts::ops::{self, Readiness};
+use hookbus_contracts::ops::{self, Flag, Readiness};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use api_call::{ApiCall, MembershipDelta};
 pub use interaction::{Action, Interaction, InteractionEvent};
-pub use publisher::{Published, Publisher};
+pub use publisher::{LinkState, Published, Publisher};
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -52,6 +52,10 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "HOOKBUS_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
     pub max_event_bytes: usize,
+    /// How long a request waits for RabbitMQ's confirm before answering 503 (Retry-After).
+    #[arg(long, env = "HOOKBUS_PUBLISH_TIMEOUT", default_value = "5s",
+          value_parser = hookbus_contracts::config::parse_duration)]
+    pub publish_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +83,9 @@ pub async fn run(
     let publisher = Publisher::new(
         &config.common.amqp_url,
         config.common.topology(),
-        readiness.flag("rabbitmq"),
-    );
+        Flag::default(),
+    )
+    .with_timeout(config.publish_timeout);
     if let Err(err) = publisher.ensure_connected().await {
         tracing::warn!(error = %err, "RabbitMQ not reachable yet; ingest answers 503 until it is");
     }
@@ -89,11 +94,19 @@ pub async fn run(
     let idempotency =
         idempotency::Idempotency::new(&config.common.redis_url, config.common.redis_keys())?;
     let metrics = metrics::Metrics::new();
+    let tasks = tokio_util::task::TaskTracker::new();
     let state = ingest::IngestState {
-        publisher,
+        publisher: publisher.clone(),
         metrics: metrics.clone(),
         idempotency,
+        publish_timeout: config.publish_timeout,
+        tasks: tasks.clone(),
     };
+    let watching = tokio::spawn(watch_broker(
+        publisher,
+        readiness.flag("rabbitmq"),
+        shutdown.clone(),
+    ));
     let app = ops::routes(metrics.registry.clone(), readiness).merge(ingest::routes(
         state,
         token,
@@ -101,5 +114,32 @@ pub async fn run(
     ));
     tracing::info!(addr = %listener.local_addr()?, "producer listening");
     ops::serve(listener, app, shutdown).await?;
+    tasks.close();
+    tasks.wait().await;
+    let _ = watching.await;
     Ok(())
+}
+
+/// Keeps the `rabbitmq` readiness condition true only while the link is up and RabbitMQ is
+/// not blocking publishers (a blocked broker fails `/readyz` within a tenth of a second), and
+/// reconnects a link that went down, so that an idle producer becomes ready again by itself.
+async fn watch_broker(publisher: Publisher, ready: Flag, shutdown: CancellationToken) {
+    let mut wait = std::time::Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let mut state = publisher.link_state().await;
+        if state == publisher::LinkState::Down && publisher.ensure_connected().await.is_ok() {
+            state = publisher.link_state().await;
+        }
+        ready.set(state == publisher::LinkState::Ready);
+        // Reconnect attempts slow down while the broker is away.
+        wait = if state == publisher::LinkState::Down {
+            (wait * 2).min(std::time::Duration::from_secs(2))
+        } else {
+            std::time::Duration::from_millis(100)
+        };
+    }
 }

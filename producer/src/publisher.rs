@@ -10,8 +10,14 @@
 //! re-declares the events topology), so a broker restart needs no restart of the auth
 //! service. One publish that fails on a dead channel is retried once on a fresh one: the
 //! worst case is a duplicate with the same event id, never a loss.
+//!
+//! A publish never hangs: it fails with [`PublishError::Blocked`] at once while RabbitMQ
+//! blocks publishers (a resource alarm), and with [`PublishError::Timeout`] when no confirm
+//! came within the deadline ([`DEFAULT_TIMEOUT`], or [`Publisher::with_timeout`]); the
+//! link is then dropped, so the next publish starts on a fresh one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hookbus_contracts::broker::{self, PublishError};
 use hookbus_contracts::ops::Flag;
@@ -41,9 +47,23 @@ impl Published {
     }
 }
 
+/// Whether a publish could go through now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Ready,
+    /// RabbitMQ blocks publishers (a resource alarm).
+    Blocked,
+    /// Not connected (yet, or any more).
+    Down,
+}
+
+/// How long a publish waits for RabbitMQ's confirm by default (`HOOKBUS_PUBLISH_TIMEOUT`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Publisher {
     inner: Arc<Inner>,
+    timeout: Duration,
 }
 
 struct Inner {
@@ -66,6 +86,25 @@ impl Publisher {
                 link: Mutex::new(None),
                 connected,
             }),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same publisher with another confirm deadline per event.
+    pub fn with_timeout(mut self, timeout: Duration) -> Publisher {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The link's state now (for `/readyz`).
+    pub async fn link_state(&self) -> LinkState {
+        let link = self.inner.link.lock().await;
+        match link.as_ref() {
+            Some((conn, _)) if conn.status().blocked() => LinkState::Blocked,
+            Some((conn, ch)) if conn.status().connected() && ch.status().connected() => {
+                LinkState::Ready
+            }
+            _ => LinkState::Down,
         }
     }
 
@@ -115,8 +154,22 @@ impl Publisher {
         Ok(events.iter().map(Published::of).collect())
     }
 
-    /// Publishes `event`, persistent, and waits for the broker's confirm.
+    /// Publishes `event`, persistent, and waits for the broker's confirm, at most the
+    /// publisher's deadline.
     pub async fn publish(&self, event: &Event) -> Result<(), PublishError> {
+        match tokio::time::timeout(self.timeout, self.publish_unbounded(event)).await {
+            Ok(published) => published,
+            Err(_) => {
+                // A broker that stopped confirming: start the next publish afresh.
+                let mut link = self.inner.link.lock().await;
+                *link = None;
+                self.inner.connected.set(false);
+                Err(PublishError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    async fn publish_unbounded(&self, event: &Event) -> Result<(), PublishError> {
         let body = event.encode();
         let props = broker::persistent_json(event.id.as_str())
             .with_timestamp((event.accepted_at_ms / 1000) as u64);
@@ -150,6 +203,9 @@ impl Publisher {
     async fn channel(&self) -> Result<Arc<Channel>, PublishError> {
         let mut link = self.inner.link.lock().await;
         if let Some((conn, ch)) = link.as_ref() {
+            if conn.status().blocked() {
+                return Err(PublishError::Blocked);
+            }
             if conn.status().connected() && ch.status().connected() {
                 return Ok(ch.clone());
             }

@@ -138,18 +138,30 @@ pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
     spawn("router", move |l, s| hookbus_router::run(config, l, s)).await
 }
 
+/// A producer's settings for a test: the test ingest token, bodies up to `max_event_bytes`.
+pub fn producer_config(
+    prefix: &str,
+    servers: &Servers,
+    max_event_bytes: usize,
+) -> hookbus_producer::Config {
+    hookbus_producer::Config {
+        common: common_on(prefix, servers),
+        listen: String::new(),
+        ingest_token: Some(INGEST_TOKEN.into()),
+        max_event_bytes,
+        publish_timeout: Duration::from_secs(5),
+    }
+}
+
 pub async fn start_producer(prefix: &str, amqp_url: &str, max_event_bytes: usize) -> Service {
     let servers = Servers {
         amqp_url: amqp_url.into(),
         ..Servers::default()
     };
-    let common = common_on(prefix, &servers);
-    let config = hookbus_producer::Config {
-        common,
-        listen: String::new(),
-        ingest_token: Some(INGEST_TOKEN.into()),
-        max_event_bytes,
-    };
+    start_producer_with(producer_config(prefix, &servers, max_event_bytes)).await
+}
+
+pub async fn start_producer_with(config: hookbus_producer::Config) -> Service {
     spawn("producer", move |l, s| hookbus_producer::run(config, l, s)).await
 }
 

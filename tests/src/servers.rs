@@ -109,6 +109,18 @@ impl RabbitNode {
         self.stop().await;
         self.up().await;
     }
+
+    /// Runs `rabbitmqctl` against this node; true if it succeeded.
+    pub async fn ctl(&self, args: &[&str]) -> bool {
+        Command::new("rabbitmqctl")
+            .args(["-n", &self.name])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+    }
 }
 
 impl Drop for RabbitNode {

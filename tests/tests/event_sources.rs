@@ -884,14 +884,11 @@ async fn start_producer_with_redis(
     prefix: &str,
     redis_url: &str,
 ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
-    let mut common = pipeline::common(prefix);
-    common.redis_url = redis_url.into();
-    let config = hookbus_producer::Config {
-        common,
-        listen: String::new(),
-        ingest_token: Some(INGEST_TOKEN.into()),
-        max_event_bytes: 1024,
+    let servers = pipeline::Servers {
+        redis_url: redis_url.into(),
+        ..pipeline::Servers::default()
     };
+    let config = pipeline::producer_config(prefix, &servers, 1024);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();

@@ -413,3 +413,122 @@ async fn a_change_answered_by_one_router_is_routed_by_every_router() {
     third.stop().await;
     p.stop().await;
 }
+
+/// `POST /api/events` with an optional `Idempotency-Key`; status, `Retry-After`, body.
+async fn ingest_keyed(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    key: Option<&str>,
+) -> (u16, Option<String>, Value) {
+    let mut req = http
+        .post(format!("http://{addr}/api/events"))
+        .bearer_auth(pipeline::INGEST_TOKEN)
+        .timeout(Duration::from_secs(20))
+        .json(&json!({"event": "User.Created"}));
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
+    let res = req.send().await.expect("the producer answers in time");
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry_after, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
+    use hookbus_tests::servers::RabbitNode;
+    let node = RabbitNode::start().await;
+    let servers = pipeline::Servers {
+        amqp_url: node.amqp_url(),
+        ..pipeline::Servers::default()
+    };
+    let prefix = pipeline::unique_prefix("blocked");
+    let mut config = pipeline::producer_config(&prefix, &servers, 256 * 1024);
+    config.publish_timeout = Duration::from_secs(1);
+    let producer = pipeline::start_producer_with(config).await;
+    let http = reqwest::Client::new();
+    let ready = |addr| {
+        let http = http.clone();
+        async move {
+            http.get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !ready(producer.addr).await {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(ms(50)).await;
+    }
+    let (status, _, _) = ingest_keyed(&http, producer.addr, None).await;
+    assert_eq!(status, 202);
+
+    // A memory alarm: RabbitMQ blocks every publishing connection.
+    assert!(node.ctl(&["set_vm_memory_high_watermark", "0"]).await);
+    let started = tokio::time::Instant::now();
+    let (status, retry_after, body) = ingest_keyed(&http, producer.addr, Some("k-1")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The first attempt is unsettled: its key is held, the retry publishes nothing.
+    let (status, _, body) = ingest_keyed(&http, producer.addr, Some("k-1")).await;
+    assert_eq!(status, 409, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while ready(producer.addr).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz kept answering 200 while RabbitMQ blocks publishers"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+    // The SDK answers with an error of its own kind, in time.
+    let sdk = hookbus_producer::Publisher::connect(&node.amqp_url(), &prefix)
+        .await
+        .unwrap()
+        .with_timeout(Duration::from_secs(1));
+    let name = hookbus_contracts::EventName::parse("User.Created").unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        sdk.publish_event(name, Default::default()),
+    )
+    .await
+    .expect("the SDK publish returns within its deadline")
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hookbus_contracts::broker::PublishError::Timeout(_)
+                | hookbus_contracts::broker::PublishError::Blocked
+        ),
+        "{err}"
+    );
+
+    // The alarm clears: the first attempt is confirmed, and the retry gets its answer.
+    assert!(node.ctl(&["set_vm_memory_high_watermark", "0.4"]).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let replayed = loop {
+        let (status, _, body) = ingest_keyed(&http, producer.addr, Some("k-1")).await;
+        if status == 202 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry never got its answer ({status} {body})"
+        );
+        tokio::time::sleep(ms(200)).await;
+    };
+    assert!(replayed["id"].is_string());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !ready(producer.addr).await {
+        assert!(tokio::time::Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(ms(50)).await;
+    }
+    let (status, _, _) = ingest_keyed(&http, producer.addr, None).await;
+    assert_eq!(status, 202);
+    producer.stop().await;
+    pipeline::cleanup_on(&servers, &prefix, &[]).await;
+}
