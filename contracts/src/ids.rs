@@ -11,13 +11,26 @@ use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct EventId(String);
 
 impl EventId {
+    const MAX_LEN: usize = 128;
+
     pub fn generate() -> Self {
         EventId(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// Accepts an id from a message. An event id becomes the `webhook-id` header and a
+    /// message id: letters, digits and `-_.:` only, so that no message can carry a control
+    /// character or a header break into a request.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        ok.then(|| EventId(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -37,9 +50,27 @@ impl fmt::Debug for EventId {
     }
 }
 
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct HookId(String);
+
+/// Ids are checked where they are read, so that a malformed one is an unreadable message
+/// (parked with its reason), never a panic further down.
+macro_rules! validated_deserialize {
+    ($id:ident, $what:literal) => {
+        impl<'de> Deserialize<'de> for $id {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                $id::parse(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format_args!(concat!("{:?} is not ", $what), s))
+                })
+            }
+        }
+    };
+}
+
+validated_deserialize!(EventId, "an event id");
+validated_deserialize!(HookId, "a hook id");
 
 impl HookId {
     const LEN: usize = 21;
@@ -132,6 +163,20 @@ mod tests {
         for bad in ["", "a.b", "a b", "A*", "../x", &"a".repeat(65)] {
             assert_eq!(HookId::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn ids_are_checked_when_a_message_is_read() {
+        let id = EventId::generate();
+        assert_eq!(EventId::parse(id.as_str()), Some(id.clone()));
+        let read: EventId = serde_json::from_str(&format!("\"{id}\"")).unwrap();
+        assert_eq!(read, id);
+        for bad in ["", "a b", "evt\u{7}", "x\r\ny: 1", "é", &"a".repeat(129)] {
+            assert_eq!(EventId::parse(bad), None, "{bad:?}");
+            let json = serde_json::to_string(bad).unwrap();
+            assert!(serde_json::from_str::<EventId>(&json).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<HookId>("\"../x\"").is_err());
     }
 
     #[test]

@@ -163,7 +163,15 @@ pub async fn process(ctx: &DeliverCtx, publish: &Channel, hook: &HookId, msg: Am
         .await
         .expect("the semaphore is never closed");
     let delivery = match Delivery::decode(&msg.data) {
-        Ok(d) => d,
+        Ok(d) if d.hook_id == *hook => d,
+        // Sent to this endpoint it would be signed with the wrong hook's key.
+        Ok(d) => {
+            let reason = format!(
+                "a delivery for hook {} on the queue of hook {hook}",
+                d.hook_id
+            );
+            return settle::park_unreadable(ctx, publish, hook, msg, &reason).await;
+        }
         Err(err) => {
             return settle::park_unreadable(
                 ctx,

@@ -532,3 +532,89 @@ async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
     producer.stop().await;
     pipeline::cleanup_on(&servers, &prefix, &[]).await;
 }
+
+/// Takes one message off a queue (acked): its body and its `x-hookbus-reason` header.
+async fn take_one(queue: &str) -> Option<(Vec<u8>, Option<String>)> {
+    use hookbus_contracts::broker;
+    let conn = broker::connect(pipeline::AMQP_URL, "hookbus-test")
+        .await
+        .ok()?;
+    let ch = conn.create_channel().await.ok()?;
+    let msg = ch
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .ok()??;
+    let reason = broker::header(&msg.delivery.properties, "x-hookbus-reason");
+    let _ = conn.close(200, "".into()).await;
+    Some((msg.delivery.data.clone(), reason))
+}
+
+async fn wait_depth(queue: &str, n: u32) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pipeline::queue_depth(queue).await != Some(n) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{queue} never held {n} messages"
+        );
+        tokio::time::sleep(ms(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_ids_and_misrouted_deliveries_are_parked_without_a_crash() {
+    use hookbus_contracts::broker;
+    let p = Pipeline::start("poison-ids").await;
+    let receiver = Receiver::start().await;
+    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    let other = p
+        .create_hook(&["User.Created"], &receiver.url("other"))
+        .await;
+    p.wait_hooks(2).await;
+    let (id, other_id) = (hook_id(&hook), hook_id(&other));
+    let conn = broker::connect(pipeline::AMQP_URL, "hookbus-test")
+        .await
+        .unwrap();
+    let ch = broker::confirm_channel(&conn).await.unwrap();
+    let t = p.topology();
+    let delivery = |hook: &str, event_id: &str| {
+        serde_json::to_vec(&json!({"v": "1", "hookId": hook, "event": {
+            "id": event_id, "name": "PostSignIn", "acceptedAtMs": 1, "payload": {"event": "PostSignIn"}
+        }, "attempts": 0}))
+        .unwrap()
+    };
+    // An event id that cannot be a header value, and a delivery for another hook.
+    for (body, msg_id) in [
+        (delivery(id.as_str(), "evt\u{7}\r\nx-injected: 1"), "a"),
+        (
+            delivery(other_id.as_str(), "0190f0f0-0000-7000-8000-000000000001"),
+            "b",
+        ),
+    ] {
+        broker::publish_confirmed(
+            &ch,
+            &t.deliveries_exchange(),
+            id.as_str(),
+            &body,
+            broker::persistent_json(msg_id),
+        )
+        .await
+        .unwrap();
+    }
+    wait_depth(&t.dead_queue(&id), 2).await;
+    let mut reasons = Vec::new();
+    while let Some((_, reason)) = take_one(&t.dead_queue(&id)).await {
+        reasons.push(reason.unwrap_or_default());
+    }
+    reasons.sort();
+    assert!(reasons[0].contains("queue of hook"), "{reasons:?}");
+    assert!(reasons[1].starts_with("unreadable delivery"), "{reasons:?}");
+    assert!(receiver.received().is_empty(), "a poison delivery was sent");
+    // Still alive.
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    assert_eq!(receiver.wait_for(1, WAIT).await.len(), 1);
+    let _ = conn.close(200, "".into()).await;
+    p.stop().await;
+}
