@@ -129,8 +129,11 @@ async fn session(
         },
         exporter
     );
+    let publish_lost = !publish.status().connected();
+    broker::close_channel(&consume).await;
+    broker::close_channel(&publish).await;
     worked?;
-    if !publish.status().connected() && !shutdown.is_cancelled() {
+    if publish_lost && !shutdown.is_cancelled() {
         return Err(SessionError::PublishChannelClosed);
     }
     Ok(())
