@@ -121,9 +121,27 @@ async fn every_process_exports_the_metrics_dashboards_rely_on() {
         failing["id"].as_str().unwrap()
     )));
     assert!(!deliverer.contains("event_id"), "no unbounded labels");
+    // No hook was disabled, and the counter says so from the start.
+    for reason in ["gone", "failing"] {
+        let zero = format!("hookbus_hooks_disabled_total{{reason=\"{reason}\"}} 0");
+        assert!(deliverer.contains(&zero), "{deliverer}");
+    }
     let producer = metrics_text(&p.http, p.producer.addr).await;
     assert!(producer.contains("hookbus_ingest_rejected_total{reason=\"unknown_event\"} 1"));
     assert!(producer.contains("hookbus_events_published_total{event=\"PostSignIn\"} 1"));
+    // The README's metrics table names every metric a process exports.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
+        let text = metrics_text(&p.http, addr).await;
+        for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let name = name.split(' ').next().unwrap();
+            assert!(
+                readme.contains(&format!("`{name}")),
+                "README.md does not document {name}"
+            );
+        }
+    }
     for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
         let res = p
             .http
@@ -179,6 +197,77 @@ async fn sigterm_finishes_deliveries_under_way_and_loses_nothing() {
         "the finished deliveries were acked, not handed back"
     );
     assert_eq!(receiver.received().len(), 5, "nothing was sent twice");
+    p.stop().await;
+}
+
+/// What a `hookbus-svc` child wrote on stderr, at INFO, once it exited by itself.
+async fn child_logs(child: tokio::process::Child) -> String {
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("exits")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(stderr.contains("INFO"), "the capture works: {stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_and_a_replay_log_no_error_and_no_colour_codes() {
+    let p = Pipeline::start_with("quiet-logs", &[Duration::from_millis(100)], 1).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    let id = hook["id"].as_str().unwrap();
+    let dead = p
+        .topology()
+        .dead_queue(&hookbus_contracts::HookId::parse(id).unwrap());
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queue_depth(&dead).await != Some(1) {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    receiver.set_status(204);
+
+    let program = env!("CARGO_BIN_EXE_hookbus-svc");
+    let child = |args: &[&str]| {
+        let mut command = hookbus_tests::service::command(program, args, &p.prefix);
+        // The binaries' own default filter, as a user runs them.
+        command
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // A router as its binary runs, ready, then stopped as an orchestrator stops it.
+    let port = hookbus_tests::servers::spare_port();
+    let router = child(&["router"])
+        .env("HOOKBUS_ROUTER_LISTEN", format!("127.0.0.1:{port}"))
+        .spawn()
+        .unwrap();
+    p.wait_ready(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let pid = router.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let shutdown = child_logs(router).await;
+    // The operator's replay.
+    let replay = child(&["router", "dead-letters", "replay", "--hook", id])
+        .spawn()
+        .unwrap();
+    let replayed = child_logs(replay).await;
+    receiver.wait_for(3, WAIT).await;
+
+    for (what, logs) in [("shutdown", shutdown), ("replay", replayed)] {
+        assert!(
+            !logs.contains("ERROR"),
+            "the {what} logged an ERROR:\n{logs}"
+        );
+        assert!(!logs.contains('\x1b'), "colour codes in a pipe:\n{logs}");
+    }
     p.stop().await;
 }
 
@@ -277,4 +366,21 @@ async fn a_redis_restart_under_load_is_survived_with_nothing_lost() {
         ..Servers::default()
     };
     survives_a_restart("redis-restart", servers, async || redis.restart().await).await;
+}
+
+#[test]
+fn the_test_helper_binary_answers_help() {
+    let program = env!("CARGO_BIN_EXE_hookbus-svc");
+    for (args, says) in [
+        (&["--help"][..], "Usage: hookbus-svc"),
+        (&["router", "--help"], "--prefix"),
+    ] {
+        let output = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        assert!(stdout.contains(says), "{args:?}: {stdout}");
+    }
 }
