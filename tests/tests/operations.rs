@@ -217,19 +217,23 @@ async fn a_clean_shutdown_and_a_replay_log_no_error_and_no_colour_codes() {
     let p = Pipeline::start_with("quiet-logs", &[Duration::from_millis(100)], 1).await;
     let receiver = Receiver::start().await;
     receiver.set_status(500);
-    let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
+    let hook = p
+        .create_hook(&["PostSignIn", "User.Created"], &receiver.url("h"))
+        .await;
     let id = hook["id"].as_str().unwrap();
     let dead = p
         .topology()
         .dead_queue(&hookbus_contracts::HookId::parse(id).unwrap());
     p.wait_hooks(1).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
+    p.ingest(json!({"event": "User.Created"})).await;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while queue_depth(&dead).await != Some(1) {
-        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+    while queue_depth(&dead).await != Some(2) {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letters");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     receiver.set_status(204);
+    let delivered = receiver.received().len();
 
     let program = env!("CARGO_BIN_EXE_hookbus-svc");
     let child = |args: &[&str]| {
@@ -241,27 +245,45 @@ async fn a_clean_shutdown_and_a_replay_log_no_error_and_no_colour_codes() {
             .stderr(std::process::Stdio::piped());
         command
     };
-    // A router as its binary runs, ready, then stopped as an orchestrator stops it.
+    // A router as its binary runs: one replay through its API, then stopped as an
+    // orchestrator stops it.
     let port = hookbus_tests::servers::spare_port();
     let router = child(&["router"])
         .env("HOOKBUS_ROUTER_LISTEN", format!("127.0.0.1:{port}"))
         .spawn()
         .unwrap();
-    p.wait_ready(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    p.wait_ready(addr).await;
+    let replayed: serde_json::Value = p
+        .http
+        .post(format!("http://{addr}/api/hooks/{id}/dead-letters/replay"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"events": ["PostSignIn"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replayed, json!({"replayed": 1}));
+    receiver.wait_for(delivered + 1, WAIT).await;
     let pid = router.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
     let shutdown = child_logs(router).await;
-    // The operator's replay.
+    // The operator's replay of the other one.
     let replay = child(&["router", "dead-letters", "replay", "--hook", id])
         .spawn()
         .unwrap();
     let replayed = child_logs(replay).await;
-    receiver.wait_for(3, WAIT).await;
+    receiver.wait_for(delivered + 2, WAIT).await;
 
-    for (what, logs) in [("shutdown", shutdown), ("replay", replayed)] {
+    for (what, logs) in [
+        ("router (API replay, shutdown)", shutdown),
+        ("command-line replay", replayed),
+    ] {
         assert!(
             !logs.contains("ERROR"),
             "the {what} logged an ERROR:\n{logs}"
