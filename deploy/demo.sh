@@ -74,12 +74,20 @@ echo "== deliverer metrics (http://127.0.0.1:7803/metrics, :7804/metrics)"
 for port in 7803 7804; do
   curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^hookbus_deliveries_total' | sed "s/^/  :$port  /"
 done
-echo "  router http://127.0.0.1:7802/metrics, producer http://127.0.0.1:7801/metrics; logs in $logs/"
 printf '%s' "$stats" | grep -q "\"verified\":$total," || { echo "demo: not every event arrived verified"; exit 1; }
 echo "demo: all $total deliveries arrived with both signatures verified"
+echo
+echo "== what the README's examples need (paste into another shell)"
+echo "  export HOOKBUS_PREFIX=$HOOKBUS_PREFIX HOOKBUS_INGEST_TOKEN=$HOOKBUS_INGEST_TOKEN HOOKBUS_ADMIN_TOKEN=$HOOKBUS_ADMIN_TOKEN"
+echo "  ingest API http://127.0.0.1:7801/api (producer), hooks API http://127.0.0.1:7802/api/hooks (router); binaries in $bin/"
+echo "  metrics: producer http://127.0.0.1:7801/metrics, router http://127.0.0.1:7802/metrics,"
+echo "           deliverers http://127.0.0.1:7803/metrics http://127.0.0.1:7804/metrics; logs in $logs/"
+echo "  note: the demo runs with HOOKBUS_ALLOW_HTTP=true and HOOKBUS_ALLOW_PRIVATE_TARGETS=true for its"
+echo "        loopback receiver, so http:// and localhost hook URLs are accepted here; without them"
+echo "        (the default, and what production should keep) such URLs are refused with a 400."
 if [ "$once" = false ]; then
   echo "demo: the pipeline keeps running; publish more with:"
-  echo "  curl -X POST http://127.0.0.1:7801/api/events -H 'Authorization: Bearer $HOOKBUS_INGEST_TOKEN' -d '{\"event\":\"PostSignIn\",\"userId\":\"u1\"}'"
+  echo "  curl -X POST http://127.0.0.1:7801/api/events -H \"Authorization: Bearer \$HOOKBUS_INGEST_TOKEN\" -d '{\"event\":\"PostSignIn\",\"userId\":\"u1\"}'"
   echo "demo: Ctrl-C stops it"
   wait
 fi

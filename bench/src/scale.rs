@@ -152,7 +152,7 @@ impl Configured {
 fn hook(event: &str, url: &str) -> Result<Hook> {
     let input: HookInput =
         serde_json::from_value(json!({"events": [event], "config": {"url": url}}))?;
-    let policy = pipeline::common("bench").target_policy();
+    let policy = pipeline::targets().policy();
     input
         .validate(&policy)
         .map_err(|e| anyhow!("the bench's hook is invalid: {e:?}"))

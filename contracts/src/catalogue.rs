@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn catalogue_has_the_25_seed_events_and_4_newer_ones() {
         assert_eq!(EventName::all().count(), 29);
-        let seeds = include_str!("../../../shared/seeds/webhook-events.en.txt");
+        let seeds = include_str!("../../docs/logto/webhook-events.en.txt");
         for name in EventName::all().map(EventName::as_str) {
             let newer = matches!(
                 name,

@@ -28,6 +28,12 @@ pub struct CommonConfig {
     /// Namespace of every exchange, queue and Redis key ([A-Za-z0-9_-]).
     #[arg(long, env = "HOOKBUS_PREFIX", default_value = "hookbus", value_parser = parse_prefix)]
     pub prefix: String,
+}
+
+/// What hook URLs may point at: read by the processes that accept or call hook targets
+/// (router and deliverer), not by the producer, so its `--help` does not offer them.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TargetConfig {
     /// Allow hook targets on loopback, private and reserved addresses.
     #[arg(long, env = "HOOKBUS_ALLOW_PRIVATE_TARGETS", default_value = "false",
           action = ArgAction::Set, value_parser = BoolishValueParser::new())]
@@ -44,6 +50,15 @@ pub struct CommonConfig {
     pub egress_proxy: Option<String>,
 }
 
+impl TargetConfig {
+    pub fn policy(&self) -> TargetPolicy {
+        TargetPolicy {
+            allow_http: self.allow_http,
+            allow_private: self.allow_private_targets,
+        }
+    }
+}
+
 impl CommonConfig {
     /// The defaults, with another prefix: for tests and embedding.
     pub fn with_prefix(prefix: &str) -> CommonConfig {
@@ -51,9 +66,6 @@ impl CommonConfig {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             prefix: parse_prefix(prefix).expect("a valid prefix"),
-            allow_private_targets: false,
-            allow_http: false,
-            egress_proxy: None,
         }
     }
 
@@ -64,13 +76,6 @@ impl CommonConfig {
     pub fn redis_keys(&self) -> RedisKeys {
         RedisKeys::new(&self.prefix)
     }
-
-    pub fn target_policy(&self) -> TargetPolicy {
-        TargetPolicy {
-            allow_http: self.allow_http,
-            allow_private: self.allow_private_targets,
-        }
-    }
 }
 
 /// URLs may carry passwords: the debug form leaves them out.
@@ -78,8 +83,6 @@ impl std::fmt::Debug for CommonConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CommonConfig")
             .field("prefix", &self.prefix)
-            .field("allow_private_targets", &self.allow_private_targets)
-            .field("allow_http", &self.allow_http)
             .finish_non_exhaustive()
     }
 }

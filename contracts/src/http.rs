@@ -83,6 +83,33 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// axum answers a path no route serves (404) and a method its route does not take (405)
+/// with an empty body; this gives them the JSON error body of every other error, keeping
+/// their `Allow` header. A 404 with a body of its own (`entity.not_exists_with_id`) passes
+/// unchanged.
+pub async fn json_routing_errors(response: Response) -> Response {
+    use axum::body::HttpBody;
+    let status = response.status();
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::new(status, "route.not_found", "no route has this path"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = allow.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+            let message = format!("this route takes {allowed} only");
+            ApiError::new(status, "route.method_not_allowed", message)
+        }
+        _ => return response,
+    };
+    if response.body().size_hint().exact() != Some(0) {
+        return response;
+    }
+    let mut json = error.into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(header::ALLOW, allow);
+    }
+    json
+}
+
 /// Declares the `bearer` security scheme every route of an API document requires.
 pub fn add_bearer_scheme(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

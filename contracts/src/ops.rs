@@ -15,6 +15,8 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::http;
+
 /// One readiness condition (connected to RabbitMQ, to Redis, consuming...).
 #[derive(Clone, Default)]
 pub struct Flag(Arc<AtomicBool>);
@@ -149,12 +151,14 @@ fn readiness_gauges(readiness: &Readiness) -> String {
     text
 }
 
-/// Serves `app` until `shutdown`, then lets in-flight requests finish.
+/// Serves `app` until `shutdown`, then lets in-flight requests finish. Every error answer
+/// has a JSON body, routing errors included ([`http::json_routing_errors`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let app = app.layer(axum::middleware::map_response(http::json_routing_errors));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
@@ -174,15 +178,22 @@ pub async fn serve_during(
     server.await.unwrap_or(Ok(()))
 }
 
-/// Structured logs: `RUST_LOG` filters (default `info`); `HOOKBUS_LOG_FORMAT=json` for JSON
-/// lines. Call once, from `main`.
+/// Structured logs on stderr: `RUST_LOG` filters (default `info`); `HOOKBUS_LOG_FORMAT=json`
+/// for JSON lines. Call once, from `main`.
+///
+/// Stderr, so that what an operator command prints on stdout (`router dead-letters list`)
+/// can be piped without log lines in it; colours only on a terminal, so that log files and
+/// collectors get plain text.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn"));
     let json = std::env::var("HOOKBUS_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     if json {
         builder.json().init();

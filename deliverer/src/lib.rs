@@ -15,7 +15,7 @@ pub mod settle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbus_contracts::config::{parse_duration, parse_schedule, CommonConfig};
+use hookbus_contracts::config::{parse_duration, parse_schedule, CommonConfig, TargetConfig};
 use hookbus_contracts::logs::{self, DeliveryLogs, LogPayload, LogRecord, LoggedResponse};
 use hookbus_contracts::ops::{self, Readiness};
 use hookbus_contracts::payload::now_ms;
@@ -40,6 +40,8 @@ use crate::outcome::{AttemptResult, Decision, DisableCause, Outcome, RetryPolicy
 pub struct Config {
     #[command(flatten)]
     pub common: CommonConfig,
+    #[command(flatten)]
+    pub targets: TargetConfig,
     /// Address of /healthz and /metrics (port 0 picks a free one).
     #[arg(
         long,
@@ -123,8 +125,8 @@ pub async fn run(
         cache: cache.clone(),
         store,
         sender: attempt::Sender::new(
-            config.common.target_policy(),
-            config.common.egress_proxy.as_deref(),
+            config.targets.policy(),
+            config.targets.egress_proxy.as_deref(),
             config.attempt_timeout,
             config.max_response_bytes,
         ),

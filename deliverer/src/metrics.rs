@@ -8,6 +8,8 @@ use prometheus::{
     Registry,
 };
 
+use crate::outcome::DisableCause;
+
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
@@ -22,7 +24,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Hook queues this process consumes.
     pub consumers: IntGauge,
-    /// Hooks disabled by the deliverer, by reason (`gone`: the endpoint answered 410).
+    /// Hooks disabled by the deliverer, by reason (`gone`: the endpoint answered 410;
+    /// `failing`: it failed for longer than the auto-disable window).
     pub hooks_disabled: IntCounterVec,
     /// Delivery log records dropped because Redis could not keep up.
     pub logs_dropped: IntCounter,
@@ -72,7 +75,7 @@ impl Metrics {
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0, 3600.0,
             86400.0,
         ];
-        Metrics {
+        let metrics = Metrics {
             deliveries: counters(
                 "hookbus_deliveries_total",
                 "Deliveries settled, by outcome",
@@ -141,7 +144,13 @@ impl Metrics {
                 "hook_id",
             ),
             registry: r,
+        };
+        // Every reason at zero from the start, so that dashboards show 0 rather than no
+        // data, and `increase()` in an alert sees the first disable.
+        for cause in DisableCause::ALL {
+            metrics.hooks_disabled.with_label_values(&[cause.label()]);
         }
+        metrics
     }
 }
 

@@ -132,6 +132,8 @@ pub enum DisableCause {
 }
 
 impl DisableCause {
+    pub const ALL: [DisableCause; 2] = [DisableCause::Gone, DisableCause::FailingTooLong];
+
     pub fn label(self) -> &'static str {
         match self {
             DisableCause::Gone => "gone",

@@ -87,12 +87,26 @@ impl ApiCall {
             .collect()
     }
 
+    /// A call that changes something (not a `GET`, `HEAD` or `OPTIONS`, which never emit)
+    /// whose `method` and `matchedRoute` the route table does not have: it emits nothing,
+    /// and the answer says so, so that a typo such as `/users/:id` does not pass silently.
+    pub fn unknown_route(&self) -> bool {
+        let read = ["GET", "HEAD", "OPTIONS"]
+            .iter()
+            .any(|m| self.method.eq_ignore_ascii_case(m));
+        !read && self.row().is_none()
+    }
+
+    fn row(&self) -> Option<&'static route_table::Route> {
+        let method = self.method.to_ascii_uppercase();
+        route_table::lookup(&method, without_api(&self.matched_route))
+    }
+
     fn emitted(&self) -> Vec<(EventName, Payload)> {
         if !self.succeeded() {
             return Vec::new();
         }
-        let method = self.method.to_ascii_uppercase();
-        let Some(row) = route_table::lookup(&method, without_api(&self.matched_route)) else {
+        let Some(row) = self.row() else {
             return Vec::new();
         };
         row.emits()

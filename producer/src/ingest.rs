@@ -72,21 +72,42 @@ impl Endpoint {
     }
 
     /// The events a body asks for, or why it is refused.
-    fn plan(self, body: &[u8]) -> Result<Vec<Event>, ApiError> {
+    fn plan(self, body: &[u8]) -> Result<Plan, ApiError> {
+        let known = |events| Plan {
+            events,
+            unknown_route: false,
+        };
         match self {
-            Endpoint::Event => parse_event(body).map(|event| vec![event]),
-            Endpoint::ApiCall => parse_body::<ApiCall>(body).map(|call| call.events()),
-            Endpoint::Interaction => parse_body::<Interaction>(body).map(|i| i.events()),
+            Endpoint::Event => parse_event(body).map(|event| known(vec![event])),
+            Endpoint::ApiCall => parse_body::<ApiCall>(body).map(|call| Plan {
+                events: call.events(),
+                unknown_route: call.unknown_route(),
+            }),
+            Endpoint::Interaction => parse_body::<Interaction>(body).map(|i| known(i.events())),
         }
     }
 
-    fn answer(self, published: &[Published]) -> Value {
+    fn answer(self, published: &[Published], unknown_route: bool) -> Value {
         match (self, published) {
             (Endpoint::Event, [one]) => serde_json::json!({"id": one.id}),
+            _ if unknown_route => serde_json::json!({"events": published, UNKNOWN_ROUTE: true}),
             _ => serde_json::json!({"events": published}),
         }
     }
 }
+
+/// What a body asks to publish.
+struct Plan {
+    events: Vec<Event>,
+    /// A Management API call whose `method`/`matchedRoute` the route table does not have:
+    /// it emits nothing, and the answer says so (a typo such as `/users/:id` for
+    /// `/users/:userId` would otherwise look like a call that emits no event).
+    unknown_route: bool,
+}
+
+/// The answer's field, and header, that flag a route outside the table.
+const UNKNOWN_ROUTE: &str = "unknownRoute";
+const UNKNOWN_ROUTE_HEADER: &str = "x-hookbus-unknown-route";
 
 pub fn routes(state: IngestState, token: Arc<str>, max_body_bytes: usize) -> Router {
     let unauthorized = state.metrics.rejected.with_label_values(&["unauthorized"]);
@@ -202,7 +223,7 @@ async fn ingest(
     let started = Instant::now();
     let body = body.map_err(|rejection| state.refuse_body(rejection))?;
     let key = idempotency_key(&headers).inspect_err(|_| state.refuse("malformed"))?;
-    let events = endpoint.plan(&body).inspect_err(|e| {
+    let plan = endpoint.plan(&body).inspect_err(|e| {
         state.refuse(match e.code {
             "event.unknown" => "unknown_event",
             _ => "malformed",
@@ -221,8 +242,9 @@ async fn ingest(
     let publishing = state.tasks.spawn({
         let state = state.clone();
         async move {
-            let published = state.publish(&events).await;
-            state.settle(published, endpoint, lease).await
+            let published = state.publish(&plan.events).await;
+            let answer = published.map(|p| endpoint.answer(&p, plan.unknown_route));
+            state.settle(answer, lease).await
         }
     });
     let answer = match tokio::time::timeout(state.publish_timeout, publishing).await {
@@ -253,13 +275,19 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
         .map_err(|message| ApiError::bad_request("guard.invalid_input", message))
 }
 
+/// A `202`; its headers follow the answer, so a replayed answer has them too.
 fn accepted(answer: Value, replayed: bool) -> Response {
+    let unknown_route = answer[UNKNOWN_ROUTE] == true;
     let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
-    if replayed {
-        response.headers_mut().insert(
-            "idempotent-replayed",
-            axum::http::HeaderValue::from_static("true"),
-        );
+    let flags = [
+        ("idempotent-replayed", replayed),
+        (UNKNOWN_ROUTE_HEADER, unknown_route),
+    ];
+    for (name, set) in flags {
+        if set {
+            let value = axum::http::HeaderValue::from_static("true");
+            response.headers_mut().insert(name, value);
+        }
     }
     response
 }
@@ -347,11 +375,10 @@ impl IngestState {
     /// lease runs out.
     async fn settle(
         &self,
-        published: Result<Vec<Published>, PublishError>,
-        endpoint: Endpoint,
+        answer: Result<Value, PublishError>,
         lease: Option<Lease>,
     ) -> Result<Value, ApiError> {
-        let answer = published.map(|p| endpoint.answer(&p)).map_err(|err| {
+        let answer = answer.map_err(|err| {
             let (reason, message) = match err {
                 PublishError::Blocked => (
                     "broker_blocked",
@@ -463,14 +490,18 @@ mod tests {
     fn answers_read_as_documented() {
         let one = Published::of(&parse_event(br#"{"event":"PostSignIn"}"#).unwrap());
         assert_eq!(
-            Endpoint::Event.answer(std::slice::from_ref(&one)),
+            Endpoint::Event.answer(std::slice::from_ref(&one), false),
             serde_json::json!({"id": one.id})
         );
         assert_eq!(
-            Endpoint::ApiCall.answer(&[]),
+            Endpoint::ApiCall.answer(&[], false),
             serde_json::json!({"events": []})
         );
-        let answer = Endpoint::Interaction.answer(std::slice::from_ref(&one));
+        assert_eq!(
+            Endpoint::ApiCall.answer(&[], true),
+            serde_json::json!({"events": [], "unknownRoute": true})
+        );
+        let answer = Endpoint::Interaction.answer(std::slice::from_ref(&one), false);
         assert_eq!(answer["events"][0]["event"], "PostSignIn");
         assert_eq!(answer["events"][0]["id"], one.id.as_str());
     }

@@ -143,3 +143,20 @@ async fn watch_broker(publisher: Publisher, ready: Flag, shutdown: CancellationT
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_offers_only_what_the_producer_reads() {
+        let help = Config::command().render_long_help().to_string();
+        for flag in ["--allow-http", "--allow-private-targets"] {
+            assert!(!help.contains(flag), "`producer --help` offers {flag}");
+        }
+        for flag in ["--ingest-token", "--prefix", "--listen"] {
+            assert!(help.contains(flag), "`producer --help` lacks {flag}");
+        }
+    }
+}

@@ -71,12 +71,23 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
         Endpoint::ApiCall => (
             "Report a Management API call; the events its route emits are published",
             Ref::from_schema_name("ApiCall").into(),
-            published_events(),
+            published_events()
+                .property(
+                    "unknownRoute",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .description(Some(
+                            "Present, `true`, when `method`/`matchedRoute` is not in the route \
+                         table (docs/ROUTES.md) and the call is not a read: it emitted \
+                         nothing. The header `x-hookbus-unknown-route: true` says the same.",
+                        )),
+                )
+                .into(),
         ),
         Endpoint::Interaction => (
             "Report a finished sign-in flow; its interaction and data events are published",
             Ref::from_schema_name("Interaction").into(),
-            published_events(),
+            published_events().into(),
         ),
     };
     let idempotency = ParameterBuilder::new()
@@ -126,14 +137,12 @@ fn operation(endpoint: Endpoint) -> utoipa::openapi::path::Operation {
         .build()
 }
 
-fn published_events() -> RefOr<Schema> {
+fn published_events() -> ObjectBuilder {
     let item = ObjectBuilder::new()
         .property("id", ObjectBuilder::new().schema_type(Type::String))
         .property("event", Ref::from_schema_name("EventName"));
-    ObjectBuilder::new()
-        .property(
-            "events",
-            utoipa::openapi::schema::ArrayBuilder::new().items(item),
-        )
-        .into()
+    ObjectBuilder::new().property(
+        "events",
+        utoipa::openapi::schema::ArrayBuilder::new().items(item),
+    )
 }

@@ -1,7 +1,7 @@
 //! The Management API route table: which events a successful call emits, as data in one place.
 //!
 //! One row per method and matched route, in the order of the seeds
-//! (`shared/seeds/webhook-events.en.txt`, "Management API triggered events"); a unit test
+//! (`docs/logto/webhook-events.en.txt`, "Management API triggered events"); a unit test
 //! reads the seed file and checks this table against it. A row lists what it emits, in order,
 //! and how each payload is built from the call ([`Emit`]). Two rows emit a second event, after
 //! the create event and only when the request carried scopes: Logto's code sends that one
@@ -223,7 +223,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const SEEDS: &str = include_str!("../../../shared/seeds/webhook-events.en.txt");
+    const SEEDS: &str = include_str!("../../docs/logto/webhook-events.en.txt");
 
     /// The seed's "Management API triggered events" rows: `(method, route, events)`, with
     /// its `(Role.Scopes.Update)` typo read as the catalogue's `Role.Scopes.Updated`.
@@ -276,6 +276,49 @@ mod tests {
             let names: Vec<_> = r.emits().map(|(e, _)| e.as_str()).collect();
             assert!(names[0].ends_with(".Created") && names[1].ends_with(".Scopes.Updated"));
         }
+    }
+
+    /// docs/ROUTES.md as this table writes it.
+    fn routes_doc() -> String {
+        let mut doc = String::from(
+            "# The route table\n\n\
+             The events a successful Management API call reported to \
+             `POST /api/management-api-calls` emits, by its `method` and `matchedRoute` \
+             written exactly as here (Logto's route patterns; an `/api` in front is \
+             ignored). A pair that is not in this table emits nothing and is answered \
+             `202 {\"events\": [], \"unknownRoute\": true}` with the header \
+             `x-hookbus-unknown-route: true`. A second event after a create is emitted \
+             only when the request carried scope ids.\n\n\
+             Written from `producer/src/route_table.rs` by its unit tests, which fail when \
+             the two differ; `HOOKBUS_WRITE_DOCS=1 cargo test -p hookbus-producer \
+             route_table` rewrites this file.\n\n\
+             | method | matchedRoute | events, in order |\n|---|---|---|\n",
+        );
+        for row in ROUTES {
+            let events: Vec<String> = row.emits().map(|(e, _)| format!("`{e}`")).collect();
+            doc.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                row.method,
+                row.route,
+                events.join(", ")
+            ));
+        }
+        doc
+    }
+
+    #[test]
+    fn the_routes_doc_is_this_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ROUTES.md");
+        let expected = routes_doc();
+        if std::env::var_os("HOOKBUS_WRITE_DOCS").is_some() {
+            std::fs::write(path, &expected).unwrap();
+        }
+        let written = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            written == expected,
+            "docs/ROUTES.md differs from the route table; rewrite it with \
+             `HOOKBUS_WRITE_DOCS=1 cargo test -p hookbus-producer route_table`"
+        );
     }
 
     #[test]

@@ -65,8 +65,14 @@ pub struct SimulateArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("HTTP client: {0}")]
-pub struct SimulateError(#[from] reqwest::Error);
+pub enum SimulateError {
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// A run the producer accepted nothing of is a failure, not a report: the usual causes
+    /// are a wrong token or address, which a caller must hear about.
+    #[error("{0}: the producer accepted none (is it at that address, with that token?)")]
+    NoneAccepted(Report),
+}
 
 /// One ingest request.
 #[derive(Debug, Clone, PartialEq)]
@@ -425,6 +431,9 @@ pub async fn run(
     }
     while let Some(done) = in_flight.join_next().await {
         report.add(done.unwrap_or(Outcome::Failed));
+    }
+    if report.sent > 0 && report.accepted == 0 {
+        return Err(SimulateError::NoneAccepted(report));
     }
     Ok(report)
 }

@@ -144,8 +144,11 @@ async fn session(
         },
         exporter
     );
+    let publish_lost = !publish.healthy();
+    broker::close_channel(&consume).await;
+    publish.close().await;
     worked?;
-    if !publish.healthy() && !shutdown.is_cancelled() {
+    if publish_lost && !shutdown.is_cancelled() {
         return Err(SessionError::PublishChannelClosed);
     }
     Ok(())

@@ -68,22 +68,31 @@ pub enum DeadLetterError {
     Publish(#[from] PublishError),
 }
 
-/// Messages in the hook's dead letters (0 when it has none).
-async fn depth(ch: &Channel, topology: &Topology, hook: &HookId) -> Result<u32, lapin::Error> {
-    topology.declare_dead(ch, hook).await?;
+/// Messages in the hook's dead letters, `None` when it has no dead-letter queue. Passive:
+/// looking never creates a queue. The broker answers a missing queue by closing `ch`, so
+/// with `None` the caller has no channel left to close.
+async fn depth(
+    ch: &Channel,
+    topology: &Topology,
+    hook: &HookId,
+) -> Result<Option<u32>, lapin::Error> {
     let passive = QueueDeclareOptions {
         passive: true,
         durable: true,
         ..Default::default()
     };
-    let queue = ch
+    let declared = ch
         .queue_declare(
             topology.dead_queue(hook).into(),
             passive,
             FieldTable::default(),
         )
-        .await?;
-    Ok(queue.message_count())
+        .await;
+    match declared {
+        Ok(queue) => Ok(Some(queue.message_count())),
+        Err(err) if broker::is_not_found(&err) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 async fn take(
@@ -135,7 +144,10 @@ pub async fn list(
     limit: usize,
 ) -> Result<(Vec<DeadLetter>, usize), DeadLetterError> {
     let ch = conn.create_channel().await?;
-    let total = depth(&ch, topology, hook).await? as usize;
+    let Some(total) = depth(&ch, topology, hook).await? else {
+        return Ok((Vec::new(), 0));
+    };
+    let total = total as usize;
     let mut page = Vec::new();
     for i in 0..total.min(offset + limit) {
         let Some(msg) = take(&ch, topology, hook).await? else {
@@ -158,10 +170,12 @@ pub async fn replay(
     filter: &ReplayFilter,
 ) -> Result<usize, DeadLetterError> {
     let ch = conn.create_channel().await?;
+    let Some(total) = depth(&ch, topology, hook).await? else {
+        return Ok(0);
+    };
     let publish = broker::confirm_channel(conn).await?;
     topology.declare_deliveries(&publish).await?;
     topology.declare_hook(&publish, hook).await?;
-    let total = depth(&ch, topology, hook).await?;
     let mut replayed = 0;
     for _ in 0..total {
         let Some(msg) = take(&ch, topology, hook).await? else {
@@ -190,6 +204,7 @@ pub async fn replay(
     }
     // What the filter left is handed back to the dead letters as the channel closes.
     ch.close(200, "replayed".into()).await?;
+    broker::close_channel(&publish).await;
     tracing::info!(hook_id = %hook, replayed, "dead letters replayed");
     Ok(replayed)
 }

@@ -74,6 +74,7 @@ async fn remove(
         store.forget_deleted(hook).await?;
         tracing::info!(hook_id = %hook, "queues of a deleted hook removed");
     }
+    broker::close_channel(&ch).await;
     let _ = conn.close(200, "swept".into()).await;
     Ok(())
 }

@@ -31,7 +31,7 @@ pub async fn export(conn: &Connection, ctx: &RouterCtx, over: CancellationToken)
             }
         }
         tokio::select! {
-            _ = over.cancelled() => return,
+            _ = over.cancelled() => return broker::close_channel(&ch).await,
             _ = tokio::time::sleep(EVERY) => {}
         }
     }

@@ -22,7 +22,7 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbus_contracts::config::{parse_duration, CommonConfig};
+use hookbus_contracts::config::{parse_duration, CommonConfig, TargetConfig};
 use hookbus_contracts::logs::DeliveryLogs;
 use hookbus_contracts::ops::{self, Readiness};
 use hookbus_contracts::store::{self, HookCache, StoreError};
@@ -37,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Config {
     #[command(flatten)]
     pub common: CommonConfig,
+    #[command(flatten)]
+    pub targets: TargetConfig,
     /// Address of the admin API, /healthz and /metrics.
     #[arg(long, env = "HOOKBUS_ROUTER_LISTEN", default_value = "127.0.0.1:7802")]
     pub listen: String,
@@ -80,13 +82,16 @@ pub enum Command {
 pub enum DeadLetterCommand {
     /// Print a hook's dead letters, oldest first, as JSON lines.
     List {
+        /// The hook's id (as `GET /api/hooks` shows it).
         #[arg(long)]
         hook: String,
+        /// Print at most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// Move a hook's dead letters back to its queue.
     Replay {
+        /// The hook's id (as `GET /api/hooks` shows it).
         #[arg(long)]
         hook: String,
         /// Only these events (repeatable).
@@ -99,6 +104,26 @@ pub enum DeadLetterCommand {
         #[arg(long)]
         until: Option<i64>,
     },
+}
+
+impl Config {
+    /// Parses `router`'s command line. The settings every process shares (`--prefix`,
+    /// `--amqp-url`, `--redis-url`) are global, so that an operator command takes them
+    /// after its own name too: `router dead-letters list --hook ID --prefix p`.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{Args, CommandFactory, FromArgMatches};
+        let shared = CommonConfig::augment_args(clap::Command::new("shared"));
+        let is_shared = |id: &clap::Id| shared.get_arguments().any(|a| a.get_id() == id);
+        let command = Config::command().mut_args(|arg| {
+            let global = is_shared(arg.get_id());
+            arg.global(global)
+        });
+        Config::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,14 +213,14 @@ pub async fn run(
         logs: DeliveryLogs::new(store.pool().clone(), config.common.redis_keys()),
         store,
         cache,
-        policy: config.common.target_policy(),
+        policy: config.targets.policy(),
         topology: config.common.topology(),
         amqp_url: config.common.amqp_url.clone(),
         key_overlap: config.key_rotation_overlap,
         lease: config.lease.max(Duration::from_millis(500)),
         sender: hookbus_deliverer::attempt::Sender::new(
-            config.common.target_policy(),
-            config.common.egress_proxy.as_deref(),
+            config.targets.policy(),
+            config.targets.egress_proxy.as_deref(),
             config.attempt_timeout,
             4096,
         ),
@@ -230,6 +255,10 @@ async fn export_cache_metrics(
 pub enum CommandError {
     #[error("`{0}` is not a hook id")]
     HookId(String),
+    #[error("no hook `{id}` under the prefix `{prefix}` (HOOKBUS_PREFIX or --prefix)")]
+    NoSuchHook { id: String, prefix: String },
+    #[error("hook store: {0}")]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Event(#[from] hookbus_contracts::catalogue::UnknownEvent),
     #[error("RabbitMQ: {0}")]
@@ -242,14 +271,12 @@ pub enum CommandError {
 pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(), CommandError> {
     let Command::DeadLetters(command) = command;
     let topology = common.topology();
-    let hook_of = |id: &str| {
-        hookbus_contracts::HookId::parse(id).ok_or_else(|| CommandError::HookId(id.into()))
-    };
+    let (DeadLetterCommand::List { hook, .. } | DeadLetterCommand::Replay { hook, .. }) = command;
+    let hook = existing_hook(common, hook).await?;
     let conn = hookbus_contracts::broker::connect(&common.amqp_url, "hookbus-router-cli").await?;
     match command {
-        DeadLetterCommand::List { hook, limit } => {
-            let (letters, total) =
-                dead_letters::list(&conn, &topology, &hook_of(hook)?, 0, *limit).await?;
+        DeadLetterCommand::List { limit, .. } => {
+            let (letters, total) = dead_letters::list(&conn, &topology, &hook, 0, *limit).await?;
             for letter in letters {
                 println!(
                     "{}",
@@ -259,10 +286,10 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
             eprintln!("{total} dead letters");
         }
         DeadLetterCommand::Replay {
-            hook,
             events,
             since,
             until,
+            ..
         } => {
             let events = events
                 .iter()
@@ -273,10 +300,91 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
                 since: *since,
                 until: *until,
             };
-            let replayed = dead_letters::replay(&conn, &topology, &hook_of(hook)?, &filter).await?;
+            let replayed = dead_letters::replay(&conn, &topology, &hook, &filter).await?;
             println!("{}", serde_json::json!({"replayed": replayed}));
         }
     }
     let _ = conn.close(200, "done".into()).await;
     Ok(())
+}
+
+/// The hook an operator named, if it exists under this prefix: a typo or the wrong prefix is
+/// an error that says so, not an empty answer.
+async fn existing_hook(
+    common: &CommonConfig,
+    id: &str,
+) -> Result<hookbus_contracts::HookId, CommandError> {
+    let hook =
+        hookbus_contracts::HookId::parse(id).ok_or_else(|| CommandError::HookId(id.into()))?;
+    let store = store::HookStore::new(&common.redis_url, common.redis_keys())?;
+    match store.get(&hook).await? {
+        Some(_) => Ok(hook),
+        None => Err(CommandError::NoSuchHook {
+            id: id.into(),
+            prefix: common.prefix.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn an_operator_command_takes_the_shared_settings_anywhere_on_the_line() {
+        let lines: [&[&str]; 3] = [
+            &[
+                "router",
+                "--prefix",
+                "p1",
+                "dead-letters",
+                "list",
+                "--hook",
+                "h",
+            ],
+            &[
+                "router",
+                "dead-letters",
+                "--prefix",
+                "p1",
+                "list",
+                "--hook",
+                "h",
+            ],
+            &[
+                "router",
+                "dead-letters",
+                "list",
+                "--hook",
+                "h",
+                "--prefix",
+                "p1",
+            ],
+        ];
+        for line in lines {
+            let config = Config::try_parse_args(line).unwrap();
+            assert_eq!(config.common.prefix, "p1", "{line:?}");
+            assert!(matches!(
+                config.command,
+                Some(Command::DeadLetters(DeadLetterCommand::List { .. }))
+            ));
+        }
+    }
+
+    #[test]
+    fn every_dead_letter_flag_has_help() {
+        let mut router = Config::command();
+        let dead_letters = router.find_subcommand_mut("dead-letters").unwrap();
+        for command in dead_letters.get_subcommands() {
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "`{} --{}` has no help",
+                    command.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
 }

@@ -2,7 +2,6 @@
 //! subcommand, an operator task such as `router dead-letters replay --hook ID`).
 
 use anyhow::Context;
-use clap::Parser;
 use hookbus_contracts::ops;
 
 // The allocator: see deliverer/src/main.rs.
@@ -12,7 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     ops::init_tracing();
-    let config = hookbus_router::Config::parse();
+    let config =
+        hookbus_router::Config::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Some(command) = &config.command {
         return hookbus_router::run_command(&config.common, command)
             .await

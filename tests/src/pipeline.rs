@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
-use hookbus_contracts::config::CommonConfig;
+use hookbus_contracts::config::{CommonConfig, TargetConfig};
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::HookId;
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
@@ -44,7 +44,7 @@ impl Default for Servers {
     }
 }
 
-/// The shared settings of a test pipeline: loopback receivers allowed.
+/// The shared settings of a test pipeline.
 pub fn common(prefix: &str) -> CommonConfig {
     common_on(prefix, &Servers::default())
 }
@@ -53,9 +53,16 @@ pub fn common_on(prefix: &str, servers: &Servers) -> CommonConfig {
     let mut common = CommonConfig::with_prefix(prefix);
     common.amqp_url = servers.amqp_url.clone();
     common.redis_url = servers.redis_url.clone();
-    common.allow_http = true;
-    common.allow_private_targets = true;
     common
+}
+
+/// The hook targets of a test pipeline: its receivers are plain http on loopback.
+pub fn targets() -> TargetConfig {
+    TargetConfig {
+        allow_private_targets: true,
+        allow_http: true,
+        egress_proxy: None,
+    }
 }
 
 pub fn deliverer_config(prefix: &str, schedule: &[Duration]) -> hookbus_deliverer::Config {
@@ -69,6 +76,7 @@ pub fn deliverer_config_on(
 ) -> hookbus_deliverer::Config {
     hookbus_deliverer::Config {
         common: common_on(prefix, servers),
+        targets: targets(),
         listen: "127.0.0.1:0".into(),
         retry_schedule: schedule.to_vec(),
         attempt_timeout: Duration::from_secs(2),
@@ -125,6 +133,7 @@ pub async fn start_router(prefix: &str) -> Service {
 pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
     let config = hookbus_router::Config {
         common: common_on(prefix, servers),
+        targets: targets(),
         listen: String::new(),
         admin_token: Some(ADMIN_TOKEN.into()),
         admin_open: false,
@@ -353,6 +362,40 @@ pub async fn ingest_raw(
     let res = req.send().await.expect("producer answers");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Checks that `addr` answers a path no route serves with `404` and `path` (a route that
+/// does not take `PUT`) with `405` and its `Allow` header, both with a JSON error body.
+pub async fn assert_routing_errors_are_json(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    token: &str,
+) {
+    let cases = [
+        (
+            reqwest::Method::GET,
+            "/api/no-such-route",
+            404,
+            "route.not_found",
+        ),
+        (reqwest::Method::PUT, path, 405, "route.method_not_allowed"),
+    ];
+    for (method, path, status, code) in cases {
+        let res = http
+            .request(method.clone(), format!("http://{addr}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the service answers");
+        assert_eq!(res.status().as_u16(), status, "{method} {path}");
+        if status == 405 {
+            assert!(res.headers().contains_key("allow"), "{method} {path}");
+        }
+        let body: Value = res.json().await.expect("a JSON body");
+        assert_eq!(body["code"], code, "{method} {path}");
+        assert!(body["message"].is_string(), "{body}");
+    }
 }
 
 /// Reads one unlabelled sample (or the sum over labels) from a `/metrics` page.

@@ -13,8 +13,11 @@ use tokio::process::Command;
 
 use crate::pipeline::ADMIN_TOKEN;
 
-/// Runs `role` (`router` or `deliverer`) until SIGTERM or SIGINT; `args[0]` is the program
-/// name, the rest its flags.
+/// The roles [`run`] knows.
+pub const ROLES: &str = "router|deliverer";
+
+/// Runs `role` (`router` or `deliverer`) until SIGTERM or SIGINT, or the router's operator
+/// command if the flags name one; `args[0]` is the program name, the rest its flags.
 pub async fn run(role: &str, args: Vec<String>) -> Result<(), String> {
     let bind = |addr: String| async move {
         tokio::net::TcpListener::bind(&addr)
@@ -24,7 +27,12 @@ pub async fn run(role: &str, args: Vec<String>) -> Result<(), String> {
     let shutdown = ops::shutdown_on_signal();
     match role {
         "router" => {
-            let c = hookbus_router::Config::parse_from(args);
+            let c = hookbus_router::Config::try_parse_args(args).unwrap_or_else(|e| e.exit());
+            if let Some(command) = &c.command {
+                return hookbus_router::run_command(&c.common, command)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
             let listener = bind(c.listen.clone()).await?;
             hookbus_router::run(c, listener, shutdown)
                 .await
@@ -37,7 +45,7 @@ pub async fn run(role: &str, args: Vec<String>) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
-        other => Err(format!("unknown role {other}")),
+        other => Err(format!("unknown role `{other}`: one of {ROLES}")),
     }
 }
 

@@ -28,9 +28,7 @@ async fn store_hook(prefix: &str, url: &str) {
         serde_json::json!({"events": ["User.Created"], "config": {"url": url}}),
     )
     .unwrap();
-    let hook = input
-        .validate(&pipeline::common(prefix).target_policy())
-        .unwrap();
+    let hook = input.validate(&pipeline::targets().policy()).unwrap();
     let store = hookbus_contracts::store::HookStore::new(
         pipeline::REDIS_URL,
         hookbus_contracts::keys::RedisKeys::new(prefix),

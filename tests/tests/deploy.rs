@@ -12,7 +12,10 @@
 //! - RabbitMQ policies are data, cover the hook queues, and drop nothing;
 //! - every metric the dashboard and the alert rules query is in [`METRICS`], the names the
 //!   processes export, and the dashboard has the panels operators need;
-//! - `promtool` validates the Prometheus files when it is installed (skipped otherwise).
+//! - `promtool` validates the Prometheus files when it is installed (skipped otherwise);
+//! - the test command's last line says what happened: the totals, a failed build, or that
+//!   no test ran (with a stand-in `cargo`);
+//! - the demo's closing report has what the README's examples need.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -1508,6 +1511,89 @@ fn promtool_validates_the_prometheus_files() {
             args.join(" "),
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// `deploy/test.sh` with a stand-in `cargo` that prints `output` and exits with `code`:
+/// the script's exit code and its last line.
+fn test_command_with(output: &str, code: i32) -> (i32, String) {
+    let bin = std::env::temp_dir().join(format!("hookbus-fake-cargo-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&bin).unwrap();
+    let cargo = bin.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!("#!/bin/sh\ncat <<'OUT'\n{output}OUT\nexit {code}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = std::process::Command::new("bash")
+        .arg(deploy_path("test.sh"))
+        .env("PATH", path)
+        .output()
+        .expect("bash runs deploy/test.sh");
+    std::fs::remove_dir_all(&bin).unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let last = stdout.lines().last().unwrap_or_default().to_owned();
+    (run.status.code().unwrap_or(-1), last)
+}
+
+#[test]
+fn the_test_command_says_when_the_build_failed_or_no_test_ran() {
+    let (code, last) = test_command_with(
+        "error[E0425]: cannot find value `x` in this scope\n\
+         error: could not compile `hookbus-router` (lib) due to 1 previous error\n",
+        101,
+    );
+    assert_eq!(code, 101, "{last}");
+    assert!(
+        last.contains("build failed") && last.contains("hookbus-router"),
+        "{last}"
+    );
+
+    let none = "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n";
+    let (code, last) = test_command_with(none, 0);
+    assert_ne!(code, 0, "no test ran, yet it passed: {last}");
+    assert!(last.contains("no test ran"), "{last}");
+
+    let some = "test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n\
+                test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
+    let (code, last) = test_command_with(some, 101);
+    assert_eq!((code, last.as_str()), (101, "total: 5 passed, 1 failed"));
+}
+
+#[test]
+fn the_demo_report_gives_what_the_readme_examples_need() {
+    let demo = read("demo.sh");
+    let report: String = demo
+        .lines()
+        .filter(|l| l.trim_start().starts_with("echo "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let export = report
+        .lines()
+        .find(|l| l.contains("export "))
+        .expect("an export line to paste");
+    for var in [
+        "HOOKBUS_INGEST_TOKEN",
+        "HOOKBUS_ADMIN_TOKEN",
+        "HOOKBUS_PREFIX",
+    ] {
+        assert!(export.contains(&format!("{var}=${var}")), "{var}: {export}");
+    }
+    for port in [7801, 7802, 7803, 7804] {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        assert!(report.contains(&url), "{url} is not in the report");
+    }
+    for var in ["HOOKBUS_ALLOW_HTTP", "HOOKBUS_ALLOW_PRIVATE_TARGETS"] {
+        assert!(
+            report.contains(var),
+            "the report does not say the demo sets {var}"
         );
     }
 }

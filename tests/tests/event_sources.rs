@@ -561,7 +561,6 @@ async fn every_route_of_the_table_publishes_exactly_its_events_in_order() {
     for silent in [
         json!({"method": "GET", "matchedRoute": "/users/:userId", "path": "/users/u1", "params": {"userId": "u1"}, "status": 200}),
         json!({"method": "POST", "matchedRoute": "/users", "path": "/users", "params": {}, "status": 422}),
-        json!({"method": "POST", "matchedRoute": "/applications", "path": "/applications", "params": {}, "status": 201}),
     ] {
         let answer = post(
             &p.http,
@@ -575,6 +574,35 @@ async fn every_route_of_the_table_publishes_exactly_its_events_in_order() {
             (answer.status, answer.body),
             (202, json!({"events": []})),
             "{silent}"
+        );
+    }
+    // A route the table does not have, or a typo of one, is said to be unknown.
+    for unknown in [
+        json!({"method": "POST", "matchedRoute": "/applications", "path": "/applications", "params": {}, "status": 201}),
+        json!({"method": "PATCH", "matchedRoute": "/users/:id", "path": "/users/u1", "params": {"id": "u1"}, "status": 200}),
+    ] {
+        let res = p
+            .http
+            .post(format!(
+                "http://{}/api/management-api-calls",
+                p.producer.addr
+            ))
+            .bearer_auth(INGEST_TOKEN)
+            .json(&unknown)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+        assert_eq!(
+            res.headers()["x-hookbus-unknown-route"],
+            "true",
+            "{unknown}"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"events": [], "unknownRoute": true}),
+            "{unknown}"
         );
     }
 
@@ -1049,5 +1077,18 @@ async fn the_simulator_sends_bounded_traffic_over_every_route_and_interaction() 
         .map(String::from),
     );
     assert_eq!(seen, wanted);
+
+    let refused = SimulateArgs {
+        ingest_token: "not-the-token".into(),
+        duration: 1,
+        ..args
+    };
+    let err = simulate::run(&refused, CancellationToken::new())
+        .await
+        .expect_err("a run whose every request was refused fails");
+    assert!(
+        matches!(&err, simulate::SimulateError::NoneAccepted(r) if r.refused == r.sent),
+        "{err}"
+    );
     p.stop().await;
 }

@@ -1,5 +1,5 @@
 //! Logto's hooks Management API on the router, route by route, against the spec
-//! (`../shared/spec/logto-wire.md`), with real deliveries behind the stats and logs.
+//! (`docs/logto/wire.md`), with real deliveries behind the stats and logs.
 
 use std::time::Duration;
 
@@ -295,6 +295,13 @@ async fn every_route_refuses_a_missing_or_wrong_token() {
     }
     let (status, _, _) = Api { p: &p }.get(&format!("/api/hooks/{id}")).await;
     assert_eq!(status, 200, "the hook was not touched");
+    hookbus_tests::pipeline::assert_routing_errors_are_json(
+        &p.http,
+        p.router.addr,
+        "/api/hooks",
+        hookbus_tests::pipeline::ADMIN_TOKEN,
+    )
+    .await;
     p.stop().await;
 }
 
@@ -464,6 +471,7 @@ async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() 
     let prefix = hookbus_tests::pipeline::unique_prefix("no-token");
     let config = |open: bool| hookbus_router::Config {
         common: hookbus_tests::pipeline::common(&prefix),
+        targets: hookbus_tests::pipeline::targets(),
         listen: String::new(),
         admin_token: None,
         admin_open: open,

@@ -68,7 +68,7 @@ async fn a_private_target_is_refused_at_delivery_time() {
     // became private after it was saved is refused where the connection is made.
     let p = Pipeline::start_with("ssrf", &[Duration::from_millis(100)], 0).await;
     let mut config = pipeline::deliverer_config(&p.prefix, &[Duration::from_millis(100)]);
-    config.common.allow_private_targets = false;
+    config.targets.allow_private_targets = false;
     let strict = pipeline::start_deliverer(config).await;
     let receiver = Receiver::start().await;
     let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;

@@ -69,6 +69,15 @@ async fn both_apis_publish_a_document_true_to_their_routes() {
         hook.get("retiringKey").is_none(),
         "the retiring key is not part of the API"
     );
+    let test = &admin["components"]["schemas"]["TestRequest"];
+    assert_eq!(test["required"], serde_json::json!(["events", "config"]));
+    for field in ["events", "config"] {
+        assert!(
+            test["properties"][field]["description"].is_string(),
+            "TestRequest.{field} is not described: {test}"
+        );
+    }
+    assert!(test["example"]["config"]["url"].is_string(), "{test}");
     let events = admin["components"]["schemas"]["EventName"]["enum"]
         .as_array()
         .unwrap();
@@ -95,6 +104,12 @@ async fn both_apis_publish_a_document_true_to_their_routes() {
     assert!(ingest["components"]["schemas"]["ApiCall"]["properties"]
         .get("matchedRoute")
         .is_some());
+    let answer = &ingest["paths"]["/api/management-api-calls"]["post"]["responses"]["202"]
+        ["content"]["application/json"]["schema"];
+    assert!(
+        answer["properties"]["unknownRoute"]["description"].is_string(),
+        "{answer}"
+    );
     assert!(ingest["components"]["schemas"]["Interaction"]["properties"]
         .get("interactionEvent")
         .is_some());

@@ -121,9 +121,27 @@ async fn every_process_exports_the_metrics_dashboards_rely_on() {
         failing["id"].as_str().unwrap()
     )));
     assert!(!deliverer.contains("event_id"), "no unbounded labels");
+    // No hook was disabled, and the counter says so from the start.
+    for reason in ["gone", "failing"] {
+        let zero = format!("hookbus_hooks_disabled_total{{reason=\"{reason}\"}} 0");
+        assert!(deliverer.contains(&zero), "{deliverer}");
+    }
     let producer = metrics_text(&p.http, p.producer.addr).await;
     assert!(producer.contains("hookbus_ingest_rejected_total{reason=\"unknown_event\"} 1"));
     assert!(producer.contains("hookbus_events_published_total{event=\"PostSignIn\"} 1"));
+    // The README's metrics table names every metric a process exports.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
+        let text = metrics_text(&p.http, addr).await;
+        for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let name = name.split(' ').next().unwrap();
+            assert!(
+                readme.contains(&format!("`{name}")),
+                "README.md does not document {name}"
+            );
+        }
+    }
     for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
         let res = p
             .http
@@ -179,6 +197,99 @@ async fn sigterm_finishes_deliveries_under_way_and_loses_nothing() {
         "the finished deliveries were acked, not handed back"
     );
     assert_eq!(receiver.received().len(), 5, "nothing was sent twice");
+    p.stop().await;
+}
+
+/// What a `hookbus-svc` child wrote on stderr, at INFO, once it exited by itself.
+async fn child_logs(child: tokio::process::Child) -> String {
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("exits")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(stderr.contains("INFO"), "the capture works: {stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_and_a_replay_log_no_error_and_no_colour_codes() {
+    let p = Pipeline::start_with("quiet-logs", &[Duration::from_millis(100)], 1).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let hook = p
+        .create_hook(&["PostSignIn", "User.Created"], &receiver.url("h"))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let dead = p
+        .topology()
+        .dead_queue(&hookbus_contracts::HookId::parse(id).unwrap());
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "PostSignIn"})).await;
+    p.ingest(json!({"event": "User.Created"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while queue_depth(&dead).await != Some(2) {
+        assert!(tokio::time::Instant::now() < deadline, "no dead letters");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    receiver.set_status(204);
+    let delivered = receiver.received().len();
+
+    let program = env!("CARGO_BIN_EXE_hookbus-svc");
+    let child = |args: &[&str]| {
+        let mut command = hookbus_tests::service::command(program, args, &p.prefix);
+        // The binaries' own default filter, as a user runs them.
+        command
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // A router as its binary runs: one replay through its API, then stopped as an
+    // orchestrator stops it.
+    let port = hookbus_tests::servers::spare_port();
+    let router = child(&["router"])
+        .env("HOOKBUS_ROUTER_LISTEN", format!("127.0.0.1:{port}"))
+        .spawn()
+        .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    p.wait_ready(addr).await;
+    let replayed: serde_json::Value = p
+        .http
+        .post(format!("http://{addr}/api/hooks/{id}/dead-letters/replay"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"events": ["PostSignIn"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replayed, json!({"replayed": 1}));
+    receiver.wait_for(delivered + 1, WAIT).await;
+    let pid = router.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let shutdown = child_logs(router).await;
+    // The operator's replay of the other one.
+    let replay = child(&["router", "dead-letters", "replay", "--hook", id])
+        .spawn()
+        .unwrap();
+    let replayed = child_logs(replay).await;
+    receiver.wait_for(delivered + 2, WAIT).await;
+
+    for (what, logs) in [
+        ("router (API replay, shutdown)", shutdown),
+        ("command-line replay", replayed),
+    ] {
+        assert!(
+            !logs.contains("ERROR"),
+            "the {what} logged an ERROR:\n{logs}"
+        );
+        assert!(!logs.contains('\x1b'), "colour codes in a pipe:\n{logs}");
+    }
     p.stop().await;
 }
 
@@ -277,4 +388,21 @@ async fn a_redis_restart_under_load_is_survived_with_nothing_lost() {
         ..Servers::default()
     };
     survives_a_restart("redis-restart", servers, async || redis.restart().await).await;
+}
+
+#[test]
+fn the_test_helper_binary_answers_help() {
+    let program = env!("CARGO_BIN_EXE_hookbus-svc");
+    for (args, says) in [
+        (&["--help"][..], "Usage: hookbus-svc"),
+        (&["router", "--help"], "--prefix"),
+    ] {
+        let output = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        assert!(stdout.contains(says), "{args:?}: {stdout}");
+    }
 }

@@ -352,6 +352,35 @@ async fn the_operator_command_replays_dead_letters() {
         queue_depth(&p.topology().dead_queue(&hook_id(&hook))).await,
         Some(0)
     );
+
+    // Looking creates nothing: a hook none of whose deliveries died has no dead-letter
+    // queue, and listing leaves it so; an id no hook has is an error that names it.
+    let list = |hook: String| {
+        hookbus_router::Command::DeadLetters(hookbus_router::DeadLetterCommand::List {
+            hook,
+            limit: 10,
+        })
+    };
+    let quiet = p.create_hook(&["User.Created"], &receiver.url("q")).await;
+    hookbus_router::run_command(
+        &pipeline::common(&p.prefix),
+        &list(hook_id(&quiet).to_string()),
+    )
+    .await
+    .unwrap();
+    let stranger = HookId::generate();
+    let err =
+        hookbus_router::run_command(&pipeline::common(&p.prefix), &list(stranger.to_string()))
+            .await
+            .expect_err("an unknown hook is an error");
+    assert!(err.to_string().contains(stranger.as_str()), "{err}");
+    for id in [hook_id(&quiet), stranger] {
+        assert_eq!(
+            queue_depth(&p.topology().dead_queue(&id)).await,
+            None,
+            "declared"
+        );
+    }
     p.stop().await;
 }
 

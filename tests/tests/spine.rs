@@ -190,6 +190,19 @@ async fn ingest_refusals_answer_as_documented_and_publish_nothing() {
     );
     let big = format!(r#"{{"event":"PostSignIn","pad":"{}"}}"#, "x".repeat(2048));
     assert_eq!(post(Some(INGEST_TOKEN), big.as_bytes()).await.0, 413);
+    // An empty Idempotency-Key (an unset variable in a script) is refused, not ignored.
+    let empty_key = http
+        .post(format!("http://{addr}/api/events"))
+        .bearer_auth(INGEST_TOKEN)
+        .header("idempotency-key", "")
+        .body(r#"{"event":"PostSignIn"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty_key.status(), 400);
+    let body: serde_json::Value = empty_key.json().await.unwrap();
+    assert_eq!(body["code"], "guard.invalid_input", "{body}");
+    pipeline::assert_routing_errors_are_json(&http, addr, "/api/events", INGEST_TOKEN).await;
 
     let events_queue = hookbus_contracts::topology::Topology::new(&prefix).events_queue();
     assert_eq!(

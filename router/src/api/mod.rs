@@ -1,6 +1,6 @@
 //! The admin API on the router: Logto's hooks Management API under `/api/hooks`, plus
 //! dead letters. Shapes, status codes and error codes follow Logto
-//! (`../shared/spec/logto-wire.md`); every route needs `Authorization: Bearer
+//! (`docs/logto/wire.md`); every route needs `Authorization: Bearer
 //! $HOOKBUS_ADMIN_TOKEN`.
 //!
 //! - [`hooks`]: list, create, get, patch, delete, rotate the signing key.

@@ -19,10 +19,16 @@ use hookbus_contracts::http::ErrorBody;
 
 use super::{hook_id, invalid, not_found, store_unavailable, Shared};
 
+/// What to test: a payload per event, sent to `config` (not to the hook's own endpoint),
+/// signed with the hook's key.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"events": ["PostSignIn"],
+    "config": {"url": "https://crm.example.com/hook", "headers": {"x-tenant": "acme"}}}))]
 pub struct TestRequest {
+    /// The events to send a test payload of, one request each.
     events: Vec<EventName>,
+    /// Where to send them: `url`, and `headers` to add (optional).
     config: HookConfig,
 }
 
