@@ -141,6 +141,7 @@ fn readiness_gauges(readiness: &Readiness) -> String {
     for (flag, up) in readiness.state() {
         let name = match flag {
             "consuming" => "hookbus_consuming".to_owned(),
+            "lease" => "hookbus_router_lease_valid".to_owned(),
             other => format!("hookbus_{other}_connected"),
         };
         text.push_str(&format!(
