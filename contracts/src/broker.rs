@@ -87,6 +87,21 @@ pub fn with_header(props: BasicProperties, key: &str, value: &str) -> BasicPrope
     props.with_headers(headers)
 }
 
+/// How many times a quorum queue has delivered this message before (`x-delivery-count`;
+/// 0 on the first delivery, and on classic queues, which do not count).
+pub fn delivery_count(props: &BasicProperties) -> u32 {
+    let Some(headers) = props.headers().as_ref() else {
+        return 0;
+    };
+    match headers.inner().get("x-delivery-count") {
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        Some(AMQPValue::LongUInt(n)) => *n,
+        Some(AMQPValue::ShortInt(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+        _ => 0,
+    }
+}
+
 /// Reads one string header.
 pub fn header(props: &BasicProperties, key: &str) -> Option<String> {
     let headers: &FieldTable = props.headers().as_ref()?;

@@ -6,10 +6,11 @@
 //! - [`payload`]: Logto payload order and rendering; [`signature`]: both signature schemes.
 //! - [`hook`]: the hook model, Logto's matching rule, validation; [`target`]: the SSRF guard.
 //! - [`topology`]: AMQP names and declarations; [`keys`]: Redis keys.
-//! - [`broker`]: confirmed publishing; [`store`]: hooks in Redis and the routing cache;
+//! - [`broker`]: confirmed publishing; [`backoff`]: waiting after a refused step; [`store`]: hooks in Redis and the routing cache;
 //!   [`logs`]: delivery logs and execution stats.
 //! - [`config`], [`ops`], [`http`]: settings, `/healthz` `/readyz` `/metrics`, API conventions.
 
+pub mod backoff;
 pub mod broker;
 pub mod catalogue;
 pub mod config;

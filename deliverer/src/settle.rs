@@ -2,6 +2,7 @@
 //! confirmed that publish. Until then the original stays unacked, so a crash between the two
 //! redelivers it (a possible duplicate attempt, never a loss).
 
+use hookbus_contracts::backoff::Backoff;
 use hookbus_contracts::broker::{self, PublishError};
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::store::UpdateError;
@@ -17,7 +18,11 @@ use crate::DeliverCtx;
 /// Header carrying a dead letter's reason.
 pub const REASON_HEADER: &str = "x-hookbus-reason";
 
-/// Applies `decision` to `msg`, whose content is `delivery` after the attempt just made.
+/// Applies `decision` to `msg`, whose content is `delivery` after the attempt just made. A
+/// retry or dead letter the broker refuses is tried again with [`Backoff::SETTLE`]'s waits;
+/// if it still fails, the delivery is parked with the reason (in its hook's dead letters,
+/// or `{p}.events.dead` when those are what fails) rather than handed back to its queue,
+/// where it would be attempted again at once, and again.
 pub async fn settle(
     ctx: &DeliverCtx,
     publish: &Channel,
@@ -25,7 +30,66 @@ pub async fn settle(
     delivery: &Delivery,
     decision: Decision,
 ) {
-    let effect = match &decision {
+    let settled = match apply_with_backoff(ctx, publish, delivery, &decision).await {
+        Ok(()) => {
+            let outcome = match decision {
+                Decision::Ack => "delivered",
+                Decision::Retry { .. } => "retried",
+                Decision::DeadLetter { .. } => "dead_lettered",
+            };
+            ctx.metrics.deliveries.with_label_values(&[outcome]).inc();
+            msg.ack(BasicAckOptions::default()).await
+        }
+        Err(err) => match park_unsettled(ctx, publish, delivery, &decision, &err).await {
+            Ok(()) => {
+                ctx.metrics
+                    .deliveries
+                    .with_label_values(&["dead_lettered"])
+                    .inc();
+                msg.ack(BasicAckOptions::default()).await
+            }
+            Err(park_err) => {
+                tracing::warn!(error = %park_err, event_id = %delivery.event.id, "delivery could not be settled nor parked; requeued");
+                msg.nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+            }
+        },
+    };
+    if let Err(err) = settled {
+        tracing::warn!(error = %err, "could not settle a delivery; the broker will redeliver it");
+    }
+}
+
+async fn apply_with_backoff(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    delivery: &Delivery,
+    decision: &Decision,
+) -> Result<(), PublishError> {
+    let mut failures = 0;
+    loop {
+        let Err(err) = apply(ctx, publish, delivery, decision).await else {
+            return Ok(());
+        };
+        failures += 1;
+        let Some(wait) = Backoff::SETTLE.after(failures) else {
+            return Err(err);
+        };
+        tracing::warn!(error = %err, event_id = %delivery.event.id, failures, retry_in = ?wait, "retry or dead letter not confirmed");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+async fn apply(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    delivery: &Delivery,
+    decision: &Decision,
+) -> Result<(), PublishError> {
+    match decision {
         Decision::Ack => Ok(()),
         Decision::Retry { tier, wait } => {
             let props = broker::persistent_json(delivery.event.id.as_str())
@@ -55,28 +119,36 @@ pub async fn settle(
             }
             parked
         }
-    };
-    let settled = match effect {
-        Ok(()) => {
-            let outcome = match decision {
-                Decision::Ack => "delivered",
-                Decision::Retry { .. } => "retried",
-                Decision::DeadLetter { .. } => "dead_lettered",
-            };
-            ctx.metrics.deliveries.with_label_values(&[outcome]).inc();
-            msg.ack(BasicAckOptions::default()).await
+    }
+}
+
+/// Where a delivery goes whose decision the broker kept refusing: the hook's dead letters
+/// for a retry that could not be scheduled; `{p}.events.dead` for a dead letter that could
+/// not be written there.
+async fn park_unsettled(
+    ctx: &DeliverCtx,
+    publish: &Channel,
+    delivery: &Delivery,
+    decision: &Decision,
+    err: &PublishError,
+) -> Result<(), PublishError> {
+    let body = delivery.encode();
+    let id = delivery.event.id.as_str();
+    match decision {
+        Decision::DeadLetter { reason, .. } => {
+            let reason = format!(
+                "dead letter for hook {} could not be written ({err}): {reason}",
+                delivery.hook_id
+            );
+            tracing::warn!(event_id = %id, %reason, "parked in the events dead letters");
+            let props = broker::with_header(broker::persistent_json(id), REASON_HEADER, &reason);
+            broker::publish_confirmed(publish, "", &ctx.topology.events_dead_queue(), &body, props)
+                .await
         }
-        Err(err) => {
-            tracing::warn!(error = %err, event_id = %delivery.event.id, "retry or dead letter not confirmed; requeued");
-            msg.nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await
+        _ => {
+            let reason = format!("retry could not be scheduled: {err}");
+            dead_letter(ctx, publish, &delivery.hook_id, &body, id, &reason).await
         }
-    };
-    if let Err(err) = settled {
-        tracing::warn!(error = %err, "could not settle a delivery; the broker will redeliver it");
     }
 }
 
@@ -122,7 +194,9 @@ pub async fn park_unreadable(
             let _ = msg.ack(BasicAckOptions::default()).await;
         }
         Err(err) => {
+            // Not at once: the next pass would fail the same way.
             tracing::warn!(error = %err, "could not park an unreadable delivery; requeued");
+            tokio::time::sleep(Backoff::SETTLE.cap).await;
             let _ = msg
                 .nack(BasicNackOptions {
                     requeue: true,

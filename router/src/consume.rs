@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use hookbus_contracts::backoff::Backoff;
 use hookbus_contracts::broker::{self, ConfirmPool, Outgoing, PublishError};
 use hookbus_contracts::ops::BrokerFlags;
 use hookbus_contracts::store::HookCache;
@@ -172,21 +173,52 @@ async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
             ctx.metrics.events.with_label_values(&[outcome]).inc();
             msg.ack(BasicAckOptions::default()).await
         }
-        Err(err) => {
-            // The broker refused a delivery: hand the event back; the deliveries already
-            // confirmed will be sent again (at-least-once), and the queue's delivery limit
-            // parks an event that can never be routed.
-            tracing::warn!(error = %err, "routing failed; event requeued");
+        Err(err) => requeue_or_park(publish, ctx, &msg, &err).await,
+    };
+    if let Err(err) = settled {
+        tracing::warn!(error = %err, "could not settle an event; the broker will redeliver it");
+    }
+}
+
+/// The broker refused a delivery: after a wait that grows with each failure, the event
+/// goes back to its queue (the deliveries already confirmed will be sent again: at least
+/// once); after [`Backoff::SETTLE`]'s tries it is parked with the reason, before the
+/// queue's own delivery limit would park it without one.
+async fn requeue_or_park(
+    publish: &ConfirmPool,
+    ctx: &RouterCtx,
+    msg: &AmqpMessage,
+    err: &PublishError,
+) -> lapin::Result<bool> {
+    let failures = broker::delivery_count(&msg.properties) + 1;
+    match Backoff::SETTLE.after(failures) {
+        Some(wait) => {
+            tracing::warn!(error = %err, failures, retry_in = ?wait, "routing failed; event requeued");
             ctx.metrics.events.with_label_values(&["requeued"]).inc();
+            tokio::time::sleep(wait).await;
             msg.nack(BasicNackOptions {
                 requeue: true,
                 ..Default::default()
             })
             .await
         }
-    };
-    if let Err(err) = settled {
-        tracing::warn!(error = %err, "could not settle an event; the broker will redeliver it");
+        None => {
+            let reason = format!("could not be routed after {failures} tries: {err}");
+            match park(publish, ctx, msg, &reason).await {
+                Ok(_) => {
+                    ctx.metrics.events.with_label_values(&["parked"]).inc();
+                    msg.ack(BasicAckOptions::default()).await
+                }
+                Err(park_err) => {
+                    tracing::warn!(error = %park_err, "could not park an unroutable event; requeued");
+                    msg.nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await
+                }
+            }
+        }
     }
 }
 

@@ -618,3 +618,105 @@ async fn poison_ids_and_misrouted_deliveries_are_parked_without_a_crash() {
     let _ = conn.close(200, "".into()).await;
     p.stop().await;
 }
+
+/// A policy on the shared broker for this test's queues only (`pattern` starts with the
+/// test's prefix), cleared when dropped.
+struct Policy(String);
+
+impl Policy {
+    /// Sets the policy and waits until `queue` has it.
+    async fn set(name: &str, pattern: &str, definition: &str, queue: &str) -> Policy {
+        let ok = tokio::process::Command::new("rabbitmqctl")
+            .args(["set_policy", "--apply-to", "queues", "--priority", "100"])
+            .args([name, pattern, definition])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success());
+        assert!(ok, "rabbitmqctl set_policy failed");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let out = tokio::process::Command::new("rabbitmqctl")
+                .args(["list_queues", "-q", "--no-table-headers", "name", "policy"])
+                .output()
+                .await
+                .unwrap();
+            let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+            if listed
+                .lines()
+                .any(|l| l.starts_with(queue) && l.trim_end().ends_with(name))
+            {
+                return Policy(name.to_owned());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "policy never applied"
+            );
+            tokio::time::sleep(ms(100)).await;
+        }
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["clear_policy", &self.0])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+const REFUSE_ALL: &str = r#"{"max-length":0,"overflow":"reject-publish"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_the_broker_refuses_is_parked_not_attempted_in_a_loop() {
+    let schedule = [ms(300)];
+    let p = Pipeline::start_with("settle-loop", &schedule, 1).await;
+    // The retry tier refuses messages (a queue at its length limit).
+    let tier = p.topology().retry_tier(schedule[0]);
+    let _policy = Policy::set(&p.prefix, &format!("^{tier}$"), REFUSE_ALL, &tier).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(500);
+    let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "User.Created"})).await;
+    let dead = p.topology().dead_queue(&hook_id(&hook));
+    wait_depth(&dead, 1).await;
+    let (_, reason) = take_one(&dead).await.unwrap();
+    let reason = reason.unwrap();
+    assert!(reason.contains("retry could not be scheduled"), "{reason}");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the endpoint was attempted again for a retry that could not be settled"
+    );
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
+    let p = Pipeline::start("route-loop").await;
+    let receiver = Receiver::start().await;
+    let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    p.wait_hooks(1).await;
+    // The hook's queue refuses messages.
+    let queue = p.topology().hook_queue(&hook_id(&hook));
+    let _policy = Policy::set(&p.prefix, &format!("^{queue}$"), REFUSE_ALL, &queue).await;
+    p.ingest(json!({"event": "User.Created"})).await;
+    // Within a second, an immediate requeue would have gone round dozens of times.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let requeued = pipeline::metric(
+        &p.http,
+        p.router.addr,
+        "hookbus_router_events_total{outcome=\"requeued\"}",
+    )
+    .await
+    .unwrap_or(0.0);
+    assert!(requeued <= 5.0, "requeued {requeued} times in a second");
+    let dead = p.topology().events_dead_queue();
+    wait_depth(&dead, 1).await;
+    let (_, reason) = take_one(&dead).await.unwrap();
+    let reason = reason.unwrap();
+    assert!(reason.contains("could not be routed"), "{reason}");
+    p.stop().await;
+}
