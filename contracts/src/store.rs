@@ -520,15 +520,17 @@ impl HookCache {
 
 /// Connects to the hook store and starts keeping a cache of it current (the `redis`
 /// readiness condition follows it): what every process that routes or delivers starts with.
+/// The refresh task is `tasks`'s, to be awaited on shutdown.
 pub fn start(
     redis_url: &str,
     keys: RedisKeys,
     readiness: &crate::ops::Readiness,
+    tasks: &tokio_util::task::TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<(HookStore, HookCache), StoreError> {
     let store = HookStore::new(redis_url, keys)?;
     let cache = HookCache::default();
-    tokio::spawn(refresh(
+    tasks.spawn(refresh(
         store.clone(),
         cache.clone(),
         readiness.flag("redis"),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use hookbus_contracts::logs::{DeliveryLogs, LogRecord};
 use prometheus::IntCounter;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::task::JoinHandle;
 
 const CAPACITY: usize = 8192;
 const BATCH: usize = 1024;
@@ -27,12 +27,13 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// The journal and the task that writes it; the task ends once `shutdown` fired and the
-    /// channel is drained.
-    pub fn start(logs: DeliveryLogs, dropped: IntCounter, shutdown: CancellationToken) -> Journal {
+    /// The journal and the task that writes it. The task ends once every handle on the
+    /// journal is gone and what they recorded is written, so the attempts that finish while
+    /// a deliverer drains on shutdown are logged and counted too: await it last.
+    pub fn start(logs: DeliveryLogs, dropped: IntCounter) -> (Journal, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        tokio::spawn(write(logs, rx, shutdown));
-        Journal { tx, dropped }
+        let writer = tokio::spawn(write(logs, rx));
+        (Journal { tx, dropped }, writer)
     }
 
     pub fn record(&self, record: LogRecord) {
@@ -42,26 +43,10 @@ impl Journal {
     }
 }
 
-async fn write(logs: DeliveryLogs, mut rx: mpsc::Receiver<LogRecord>, shutdown: CancellationToken) {
+async fn write(logs: DeliveryLogs, mut rx: mpsc::Receiver<LogRecord>) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let received = tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => n,
-            _ = shutdown.cancelled() => {
-                // Take what is queued now, write it, and stop.
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(r) => batch.push(r),
-                        Err(_) => break,
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = logs.record_all(&batch).await;
-                }
-                return;
-            }
-        };
-        if received == 0 {
+        if rx.recv_many(&mut batch, BATCH).await == 0 {
             return;
         }
         let linger = tokio::time::sleep(LINGER);
@@ -71,7 +56,6 @@ async fn write(logs: DeliveryLogs, mut rx: mpsc::Receiver<LogRecord>, shutdown: 
             tokio::select! {
                 n = rx.recv_many(&mut batch, room) => if n == 0 { break },
                 _ = &mut linger => break,
-                _ = shutdown.cancelled() => break,
             }
         }
         if let Err(err) = logs.record_all(&batch).await {

@@ -27,6 +27,7 @@ use lapin::Channel;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::attempt::{Prepared, Sent};
@@ -111,15 +112,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let readiness = Readiness::default();
+    let tasks = TaskTracker::new();
     let (store, cache) = store::start(
         &config.common.redis_url,
         config.common.redis_keys(),
         &readiness,
+        &tasks,
         &shutdown,
     )?;
     let metrics = metrics::Metrics::new();
     let logs = DeliveryLogs::new(store.pool().clone(), config.common.redis_keys());
-    let journal = journal::Journal::start(logs, metrics.logs_dropped.clone(), shutdown.clone());
+    let (journal, journal_writer) = journal::Journal::start(logs, metrics.logs_dropped.clone());
     let ctx = Arc::new(DeliverCtx {
         topology: config.common.topology(),
         cache: cache.clone(),
@@ -154,8 +157,21 @@ pub async fn run(
     let app = ops::routes(metrics.registry.clone(), readiness);
     tracing::info!(addr = %listener.local_addr()?, "deliverer listening");
     ops::serve_during(listener, app, delivering).await?;
+    // The deliveries have settled and dropped their journal handles: what they recorded
+    // while draining is written now.
+    if tokio::time::timeout(JOURNAL_FLUSH, journal_writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("delivery logs of the last attempts not written in time");
+    }
+    tasks.close();
+    tasks.wait().await;
     Ok(())
 }
+
+/// How long a stopping deliverer waits for its last delivery logs to be written.
+const JOURNAL_FLUSH: Duration = Duration::from_secs(10);
 
 /// One message from `hook`'s queue: attempt it and settle it.
 pub async fn process(ctx: &DeliverCtx, publish: &Channel, hook: &HookId, msg: AmqpMessage) {

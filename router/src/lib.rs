@@ -28,6 +28,7 @@ use hookbus_contracts::ops::{self, Readiness};
 use hookbus_contracts::store::{self, HookCache, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -155,20 +156,23 @@ pub async fn run(
         (Some(_), _) => {}
     }
     let readiness = Readiness::default();
+    // Background work, awaited before `run` returns (the lease is given up on the way).
+    let tasks = TaskTracker::new();
     let (store, cache) = store::start(
         &config.common.redis_url,
         config.common.redis_keys(),
         &readiness,
+        &tasks,
         &shutdown,
     )?;
     let metrics = metrics::Metrics::new();
-    tokio::spawn(export_cache_metrics(
+    tasks.spawn(export_cache_metrics(
         cache.clone(),
         metrics.clone(),
         shutdown.clone(),
     ));
 
-    tokio::spawn(deleted_queues::sweep(
+    tasks.spawn(deleted_queues::sweep(
         config.common.amqp_url.clone(),
         store.clone(),
         config.common.topology(),
@@ -176,7 +180,7 @@ pub async fn run(
     ));
 
     let lease = lease::Lease::default();
-    tokio::spawn(lease::keep(
+    tasks.spawn(lease::keep(
         store.clone(),
         cache.clone(),
         uuid::Uuid::now_v7().simple().to_string(),
@@ -228,6 +232,8 @@ pub async fn run(
     let app = ops::routes(metrics.registry.clone(), readiness).merge(api::routes(admin, token));
     tracing::info!(addr = %listener.local_addr()?, "router listening");
     ops::serve_during(listener, app, routing).await?;
+    tasks.close();
+    tasks.wait().await;
     Ok(())
 }
 

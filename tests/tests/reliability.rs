@@ -720,3 +720,48 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     assert!(reason.contains("could not be routed"), "{reason}");
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_that_finish_during_the_drain_are_logged_and_counted() {
+    let mut p = Pipeline::start("journal-drain").await;
+    let receiver = Receiver::start().await;
+    // Long enough that the deliverer is told to stop while the attempt is under way.
+    receiver.set_delay(ms(1500));
+    let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    let id = hook_id(&hook);
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "User.Created"})).await;
+    receiver.wait_for(1, WAIT).await;
+    // SIGTERM (the shutdown token) mid-attempt: the drain lets it finish.
+    p.deliverers.pop().unwrap().stop().await;
+    let res = p
+        .http
+        .get(format!(
+            "http://{}/api/hooks/{id}?includeExecutionStats=true",
+            p.router.addr
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let shown: Value = res.json().await.unwrap();
+    assert_eq!(
+        shown["executionStats"]["requestCount"], 1,
+        "the attempt that finished during the drain was not counted: {shown}"
+    );
+    let logs: Value = p
+        .http
+        .get(format!(
+            "http://{}/api/hooks/{id}/recent-logs",
+            p.router.addr
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(logs.as_array().map(Vec::len), Some(1), "not logged: {logs}");
+    p.stop().await;
+}
