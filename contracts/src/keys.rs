@@ -5,6 +5,8 @@
 //! | `{p}:hook:{id}` | string | one hook as JSON (Logto's shape, signing key included) |
 //! | `{p}:hooks` | sorted set | hook ids scored by `createdAt`, for newest-first listing |
 //! | `{p}:hooks:version` | integer | bumped in the same transaction as every hook change |
+//! | `{p}:hooks:epoch` | string | the store's identity, written with the first hook: a store that comes back without it (or with another) has lost hooks |
+//! | `{p}:hooks:epoch-accepted` | string | the epoch an operator accepted after a regression (`POST /api/hook-store/accept`) |
 //! | `{p}:hooks:changed` | pub/sub channel | the new version, published after each change (a wake-up; polling stays the truth) |
 //! | `{p}:routers` | set | ids of the routers that hold (or held) a lease |
 //! | `{p}:router:{id}` | string, expires | the hook version a live router has loaded; its expiry is the router's lease |
@@ -43,6 +45,16 @@ impl RedisKeys {
 
     pub fn hooks_version(&self) -> String {
         format!("{}:hooks:version", self.prefix)
+    }
+
+    /// The store's identity (see [`crate::store::StoreCheck`]).
+    pub fn hooks_epoch(&self) -> String {
+        format!("{}:hooks:epoch", self.prefix)
+    }
+
+    /// An epoch an operator accepted as the truth after a regression.
+    pub fn hooks_epoch_accepted(&self) -> String {
+        format!("{}:hooks:epoch-accepted", self.prefix)
     }
 
     /// Pub/sub channel announcing a new version.

@@ -142,6 +142,7 @@ fn readiness_gauges(readiness: &Readiness) -> String {
         let name = match flag {
             "consuming" => "hookbus_consuming".to_owned(),
             "lease" => "hookbus_router_lease_valid".to_owned(),
+            "hook_store" => "hookbus_hook_store_consistent".to_owned(),
             other => format!("hookbus_{other}_connected"),
         };
         text.push_str(&format!(

@@ -55,10 +55,12 @@ pub struct HookStore {
 
 /// Renews a router's lease only while the store holds the version the router states it has
 /// loaded, in one step: a lease never vouches for a snapshot older than the store.
+/// An empty stated version renews whatever the store holds: while the store has regressed,
+/// no change can be answered, and the router keeps routing by its last good snapshot.
 const RENEW_LEASE: &str = r"
 local current = redis.call('GET', KEYS[1]) or '0'
-if current ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+if ARGV[1] ~= '' and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], current, 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 ";
@@ -99,9 +101,81 @@ impl HookStore {
             .set(self.keys.hook(&hook.id), json)
             .zadd(self.keys.hooks_index(), hook.id.as_str(), hook.created_at)
             .incr(self.keys.hooks_version(), 1)
+            .cmd("SET")
+            .arg(self.keys.hooks_epoch())
+            .arg(new_epoch())
+            .arg("NX")
             .query_async::<()>(&mut *conn)
             .await?;
         Ok(())
+    }
+
+    /// The store's identity and version, read together.
+    pub async fn state(&self) -> Result<StoreState, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let (epoch, accepted, version): (Option<String>, Option<String>, Option<u64>) =
+            redis::cmd("MGET")
+                .arg(self.keys.hooks_epoch())
+                .arg(self.keys.hooks_epoch_accepted())
+                .arg(self.keys.hooks_version())
+                .query_async(&mut *conn)
+                .await?;
+        Ok(StoreState {
+            epoch,
+            accepted,
+            version: version.unwrap_or(0),
+        })
+    }
+
+    /// Writes `snapshot` back into a store that lost it (hooks missing from the store are
+    /// added, those present are left as they are), under `epoch`, with a version above
+    /// both the snapshot's and the store's: every process that knew `epoch` reloads it as
+    /// a plain change.
+    pub async fn restore(
+        &self,
+        snapshot: &HookSnapshot,
+        epoch: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let stored = self.state().await?.version;
+        let version = stored.max(snapshot.version) + 1;
+        let mut tx = redis::pipe();
+        tx.atomic();
+        for hook in snapshot.hooks() {
+            let json = serde_json::to_string(&**hook).expect("a hook always serializes");
+            tx.cmd("SET")
+                .arg(self.keys.hook(&hook.id))
+                .arg(json)
+                .arg("NX")
+                .ignore();
+            tx.zadd(self.keys.hooks_index(), hook.id.as_str(), hook.created_at)
+                .ignore();
+        }
+        let epoch = epoch.map_or_else(new_epoch, str::to_owned);
+        tx.set(self.keys.hooks_epoch(), &epoch).ignore();
+        tx.set(self.keys.hooks_epoch_accepted(), &epoch).ignore();
+        tx.set(self.keys.hooks_version(), version).ignore();
+        tx.query_async::<()>(&mut *conn).await?;
+        Ok(version)
+    }
+
+    /// Takes the store as it is now for the truth, under a new epoch that every process
+    /// adopts, with a version above `known` (what the processes had loaded).
+    pub async fn accept(&self, known: u64) -> Result<u64, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let version = self.state().await?.version.max(known) + 1;
+        let epoch = new_epoch();
+        redis::pipe()
+            .atomic()
+            .set(self.keys.hooks_epoch(), &epoch)
+            .ignore()
+            .set(self.keys.hooks_epoch_accepted(), &epoch)
+            .ignore()
+            .set(self.keys.hooks_version(), version)
+            .ignore()
+            .query_async::<()>(&mut *conn)
+            .await?;
+        Ok(version)
     }
 
     /// Changes one stored hook with optimistic locking (WATCH), so a concurrent edit is not
@@ -294,13 +368,15 @@ impl HookStore {
     }
 
     /// Renews router `id`'s lease for `lease`, stating that it routes by version `loaded`;
-    /// `false` (not renewed) when the store holds another version.
+    /// `false` (not renewed) when the store holds another version. `None` renews whatever
+    /// the store holds (the store regressed, see [`StoreCheck`]).
     pub async fn renew_lease(
         &self,
         id: &str,
-        loaded: u64,
+        loaded: Option<u64>,
         lease: Duration,
     ) -> Result<bool, StoreError> {
+        let loaded = loaded.map(|v| v.to_string()).unwrap_or_default();
         let mut conn = self.pool.get().await?;
         let renewed: i64 = redis::cmd("EVAL")
             .arg(RENEW_LEASE)
@@ -394,6 +470,63 @@ impl HookStore {
     }
 }
 
+fn new_epoch() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// What the store says of itself: its identity and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreState {
+    pub epoch: Option<String>,
+    /// An epoch an operator accepted after a regression.
+    pub accepted: Option<String>,
+    pub version: u64,
+}
+
+/// What a process does with the store's state, given what it has loaded (pure).
+///
+/// A store restarted without persistence, failed over to a lagging replica or restored
+/// from a backup comes back empty or older: its version goes backwards, or its epoch is
+/// gone or another. Taking that as a change would drop events for every hook it lost, and
+/// the version climbing back would later hide real changes; so a process keeps routing on
+/// its last good snapshot and reports the regression until the snapshot is written back or
+/// an operator accepts the store as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCheck {
+    /// Same epoch, same version: nothing to do.
+    Current,
+    /// Same epoch, a newer version: load it.
+    Reload,
+    /// Load it whatever the version: the first load, the first epoch written, or one an
+    /// operator accepted.
+    Adopt,
+    /// Keep the last good snapshot.
+    Regressed,
+}
+
+impl StoreCheck {
+    /// `known` is the epoch and version of the installed snapshot; `None` before the first.
+    pub fn of(known: Option<(&Option<String>, u64)>, seen: &StoreState) -> StoreCheck {
+        let Some((epoch, version)) = known else {
+            return StoreCheck::Adopt;
+        };
+        if seen.epoch != *epoch {
+            let accepted = seen.epoch.is_some() && seen.accepted == seen.epoch;
+            let first = epoch.is_none() && seen.version >= version;
+            return if accepted || first {
+                StoreCheck::Adopt
+            } else {
+                StoreCheck::Regressed
+            };
+        }
+        match seen.version.cmp(&version) {
+            std::cmp::Ordering::Less => StoreCheck::Regressed,
+            std::cmp::Ordering::Equal => StoreCheck::Current,
+            std::cmp::Ordering::Greater => StoreCheck::Reload,
+        }
+    }
+}
+
 /// One consistent view of every hook, indexed for routing.
 #[derive(Default)]
 pub struct HookSnapshot {
@@ -454,6 +587,10 @@ pub struct HookCache {
     changed: watch::Sender<u64>,
     /// Epoch ms of the last time the snapshot was confirmed current with Redis.
     verified: Arc<std::sync::atomic::AtomicI64>,
+    /// The store epoch the snapshot was loaded under.
+    epoch: Arc<std::sync::Mutex<Option<String>>>,
+    /// Whether the store has come back older than the snapshot (see [`StoreCheck`]).
+    regressed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for HookCache {
@@ -462,6 +599,8 @@ impl Default for HookCache {
             current: Arc::new(ArcSwap::from_pointee(HookSnapshot::default())),
             changed: watch::channel(0).0,
             verified: Arc::default(),
+            epoch: Arc::default(),
+            regressed: Arc::default(),
         }
     }
 }
@@ -496,6 +635,26 @@ impl HookCache {
         if !previous.is_loaded() || previous.version <= version {
             self.changed.send_replace(version);
         }
+    }
+
+    /// Installs `snapshot` whatever the version of the one installed: a store epoch adopted
+    /// (the first, or one an operator accepted) starts its own count.
+    fn adopt(&self, snapshot: HookSnapshot, epoch: Option<String>) {
+        let version = snapshot.version;
+        *self.epoch.lock().expect("epoch lock") = epoch;
+        self.current.store(Arc::new(snapshot));
+        self.changed.send_replace(version);
+    }
+
+    /// The store epoch the snapshot was loaded under.
+    pub fn epoch(&self) -> Option<String> {
+        self.epoch.lock().expect("epoch lock").clone()
+    }
+
+    /// True while the store is older than the snapshot: routing goes on by the snapshot,
+    /// and hook changes wait until the snapshot is restored or the store accepted.
+    pub fn is_regressed(&self) -> bool {
+        self.regressed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until a first snapshot was loaded from Redis: routing on the empty placeholder
@@ -533,24 +692,36 @@ pub fn start(
     tasks.spawn(refresh(
         store.clone(),
         cache.clone(),
-        readiness.flag("redis"),
+        Health {
+            redis: readiness.flag("redis"),
+            consistent: readiness.flag("hook_store"),
+        },
         shutdown.clone(),
     ));
     Ok((store, cache))
 }
 
+/// The readiness conditions the refresh keeps: Redis answers; the store is not older than
+/// the snapshot.
+pub struct Health {
+    pub redis: crate::ops::Flag,
+    pub consistent: crate::ops::Flag,
+}
+
 /// Keeps `cache` current until `shutdown`: a reload when the version changed, checked every
-/// [`REFRESH_EVERY`] and at once when a change is announced. `healthy` reports whether Redis
-/// answers; while it does not, the last snapshot keeps serving.
+/// [`REFRESH_EVERY`] and at once when a change is announced. While Redis does not answer,
+/// or answers older than the snapshot ([`StoreCheck::Regressed`]), the last snapshot keeps
+/// serving.
 pub async fn refresh(
     store: HookStore,
     cache: HookCache,
-    healthy: crate::ops::Flag,
+    health: Health,
     shutdown: CancellationToken,
 ) {
     let announced = Notify::new();
+    health.consistent.set(true);
     tokio::join!(
-        poll(&store, &cache, &healthy, &announced, &shutdown),
+        poll(&store, &cache, &health, &announced, &shutdown),
         listen(&store, &announced, &shutdown)
     );
 }
@@ -558,45 +729,71 @@ pub async fn refresh(
 async fn poll(
     store: &HookStore,
     cache: &HookCache,
-    healthy: &crate::ops::Flag,
+    health: &Health,
     announced: &Notify,
     shutdown: &CancellationToken,
 ) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut loaded = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
             _ = announced.notified() => {}
         }
-        let result = async {
-            let version = store.version().await?;
-            if !loaded || version != cache.snapshot().version {
-                let hooks = store.load_all().await?;
-                cache.install(HookSnapshot::new(version, hooks));
-                loaded = true;
-            }
-            Ok::<_, StoreError>(())
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                healthy.set(true);
+        match check(store, cache).await {
+            Ok(regressed) => {
+                health.redis.set(true);
+                health.consistent.set(!regressed);
                 cache.verified.store(
                     crate::payload::now_ms(),
                     std::sync::atomic::Ordering::Relaxed,
                 );
             }
             Err(err) => {
-                if healthy.get() {
+                if health.redis.get() {
                     tracing::warn!(error = %err, "Redis unreachable: routing on the last hook configuration");
                 }
-                healthy.set(false);
+                health.redis.set(false);
             }
         }
     }
+}
+
+/// One look at the store; `true` while it is older than the snapshot.
+async fn check(store: &HookStore, cache: &HookCache) -> Result<bool, StoreError> {
+    let seen = store.state().await?;
+    let snapshot = cache.snapshot();
+    let epoch = cache.epoch();
+    let known = snapshot.is_loaded().then_some((&epoch, snapshot.version));
+    let verdict = StoreCheck::of(known, &seen);
+    match verdict {
+        StoreCheck::Current | StoreCheck::Regressed => {}
+        StoreCheck::Reload => {
+            cache.install(HookSnapshot::new(seen.version, store.load_all().await?))
+        }
+        StoreCheck::Adopt => cache.adopt(
+            HookSnapshot::new(seen.version, store.load_all().await?),
+            seen.epoch.clone(),
+        ),
+    }
+    let regressed = verdict == StoreCheck::Regressed;
+    let was = cache
+        .regressed
+        .swap(regressed, std::sync::atomic::Ordering::Relaxed);
+    if regressed && !was {
+        tracing::error!(
+            known_version = snapshot.version,
+            store_version = seen.version,
+            "the hook store came back empty or older than this process's configuration: \
+             routing on the last good snapshot, hook changes refused; restore it \
+             (POST /api/hook-store/restore) or accept the store as it is \
+             (POST /api/hook-store/accept)"
+        );
+    } else if was && !regressed {
+        tracing::info!(version = seen.version, "the hook store is consistent again");
+    }
+    Ok(regressed)
 }
 
 /// Wakes [`poll`] on each announced change. Pub/sub loses what is published while it is
@@ -639,6 +836,62 @@ mod tests {
         }))
         .unwrap();
         input.validate(&TargetPolicy::default()).unwrap()
+    }
+
+    #[test]
+    fn a_store_that_comes_back_older_or_another_is_a_regression() {
+        let state = |epoch: Option<&str>, accepted: Option<&str>, version| StoreState {
+            epoch: epoch.map(Into::into),
+            accepted: accepted.map(Into::into),
+            version,
+        };
+        let e1 = Some("e1".to_owned());
+        let none: Option<String> = None;
+        use StoreCheck::*;
+        assert_eq!(StoreCheck::of(None, &state(None, None, 0)), Adopt);
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 5)),
+            Current
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 6)),
+            Reload
+        );
+        // Restarted empty, restored from an older backup, or replaced.
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(None, None, 0)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(None, None, 1000)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 4)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e2"), None, 9)),
+            Regressed
+        );
+        // An operator accepted the store as it is.
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e2"), Some("e2"), 9)),
+            Adopt
+        );
+        // A store from before epochs gets its first one, or loses its hooks.
+        assert_eq!(
+            StoreCheck::of(Some((&none, 5)), &state(Some("e1"), None, 6)),
+            Adopt
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&none, 5)), &state(Some("e1"), None, 1)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&none, 5)), &state(None, None, 0)),
+            Regressed
+        );
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub async fn keep(
         let snapshot = cache.snapshot();
         if snapshot.is_loaded() {
             let asked = Instant::now();
-            match store.renew_lease(&id, snapshot.version, duration).await {
+            let stated = (!cache.is_regressed()).then_some(snapshot.version);
+            match store.renew_lease(&id, stated, duration).await {
                 Ok(true) => {
                     lease.valid_until.send_replace(Some(asked + trusted));
                 }

@@ -765,3 +765,117 @@ async fn attempts_that_finish_during_the_drain_are_logged_and_counted() {
     assert_eq!(logs.as_array().map(Vec::len), Some(1), "not logged: {logs}");
     p.stop().await;
 }
+
+/// Deletes every Redis key of `prefix`: what a Redis restarted without persistence holds.
+async fn wipe_redis(prefix: &str) {
+    use deadpool_redis::redis::{self, AsyncCommands};
+    let pool = deadpool_redis::Config::from_url(pipeline::REDIS_URL)
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    let _: () = conn.del(keys).await.unwrap();
+}
+
+async fn readyz(http: &reqwest::Client, addr: std::net::SocketAddr) -> (u16, Value) {
+    let res = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_store_that_comes_back_empty_keeps_routing_until_restored() {
+    let p = Pipeline::start("store-regressed").await;
+    let receiver = Receiver::start().await;
+    let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    let id = hook_id(&hook);
+    p.wait_hooks(1).await;
+    p.ingest(json!({"event": "User.Created"})).await;
+    receiver.wait_for(1, WAIT).await;
+
+    // Redis loses the prefix, then the version climbs back past what the processes knew.
+    wipe_redis(&p.prefix).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for addr in [p.router.addr, p.deliverers[0].addr] {
+        loop {
+            let (status, body) = readyz(&p.http, addr).await;
+            if status == 503 && body["hook_store"] == false {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr} never reported the regression: {body}"
+            );
+            tokio::time::sleep(ms(50)).await;
+        }
+    }
+    {
+        use deadpool_redis::redis::AsyncCommands;
+        let pool = deadpool_redis::Config::from_url(pipeline::REDIS_URL)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let _: () = conn
+            .set(format!("{}:hooks:version", p.prefix), 1000)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        pipeline::metric(&p.http, p.router.addr, "hookbus_hook_store_consistent").await,
+        Some(0.0)
+    );
+    // Still routed and delivered by the last good snapshot, through two refresh periods.
+    for n in 2..=3 {
+        p.ingest(json!({"event": "User.Created"})).await;
+        assert_eq!(
+            receiver.wait_for(n, WAIT).await.len(),
+            n,
+            "an event for a hook hookbus knew was dropped after the store regressed"
+        );
+        tokio::time::sleep(ms(450)).await;
+    }
+    // Changes wait for the operator.
+    let (status, _) = p
+        .post_hook(json!({"events": ["PostSignIn"], "config": {"url": receiver.url("x")}}))
+        .await;
+    assert_eq!(status, 503);
+
+    // The way out: the router writes its last good snapshot back.
+    let res = p
+        .http
+        .post(format!("http://{}/api/hook-store/restore", p.router.addr))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for addr in [p.router.addr, p.deliverers[0].addr] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while readyz(&p.http, addr).await.0 != 200 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{addr} never ready again"
+            );
+            tokio::time::sleep(ms(50)).await;
+        }
+    }
+    let res = p
+        .http
+        .get(format!("http://{}/api/hooks/{id}", p.router.addr))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the hook was not written back");
+    p.ingest(json!({"event": "User.Created"})).await;
+    assert_eq!(receiver.wait_for(4, WAIT).await.len(), 4);
+    p.stop().await;
+}

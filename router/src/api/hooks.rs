@@ -80,6 +80,7 @@ pub async fn create(
     body: Result<Json<HookInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Hook>), ApiError> {
     let Json(input) = body.map_err(json_error)?;
+    state.writable()?;
     let hook = input.validate(&state.policy).map_err(hook_error)?;
     state.declare_queue(&hook.id).await?;
     state.store.insert(&hook).await.map_err(store_unavailable)?;
@@ -116,6 +117,7 @@ pub async fn update(
     body: Result<Json<HookPatch>, JsonRejection>,
 ) -> Result<Json<Hook>, ApiError> {
     let Json(patch) = body.map_err(json_error)?;
+    state.writable()?;
     if patch.enabled == Some(true) {
         let hook = hook_id(&id)?;
         if state
@@ -147,6 +149,7 @@ pub async fn rotate_key(
     State(state): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<Hook>, ApiError> {
+    state.writable()?;
     let overlap = state.key_overlap;
     let hook = state
         .store
@@ -170,6 +173,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let hook = hook_id(&id)?;
+    state.writable()?;
     if !state.store.delete(&hook).await.map_err(store_unavailable)? {
         return Err(not_found(&id));
     }

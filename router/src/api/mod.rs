@@ -6,12 +6,14 @@
 //! - [`hooks`]: list, create, get, patch, delete, rotate the signing key.
 //! - [`logs`]: `recent-logs`; [`testing`]: `POST /api/hooks/:id/test`.
 //! - [`dead_letters`]: list and replay a hook's dead letters.
+//! - [`store`]: restore or accept a hook store that came back empty or older.
 //! - [`openapi`]: the document of all of the above, at `GET /api/openapi.json`.
 
 mod dead_letters;
 mod hooks;
 mod logs;
 pub mod openapi;
+mod store;
 mod testing;
 
 use std::collections::HashMap;
@@ -69,6 +71,8 @@ pub fn routes(state: AdminState, token: Option<Arc<str>>) -> Router {
             "/api/hooks/{id}/dead-letters/replay",
             post(dead_letters::replay),
         )
+        .route("/api/hook-store/restore", post(store::restore))
+        .route("/api/hook-store/accept", post(store::accept))
         .with_state(Arc::new(state));
     let api = match token {
         Some(token) => api.route_layer(from_fn_with_state(BearerToken(token), require_bearer)),
@@ -101,6 +105,20 @@ impl AdminState {
                 "a router did not confirm the change within its lease; it has stopped routing"
             );
         }
+    }
+
+    /// Refuses a hook change while the store is older than the configuration routed by: it
+    /// would be applied to a store that lost hooks, and the version it bumps would hide the
+    /// regression.
+    fn writable(&self) -> Result<(), ApiError> {
+        if self.cache.is_regressed() {
+            return Err(ApiError::unavailable(
+                "the hook store came back older than the configuration hookbus routes by; \
+                 restore it (POST /api/hook-store/restore) or accept it \
+                 (POST /api/hook-store/accept) first; nothing was changed",
+            ));
+        }
+        Ok(())
     }
 
     /// Declares `hook`'s queue, so that it exists before any event can be routed to it.

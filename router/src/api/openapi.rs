@@ -7,7 +7,7 @@ use hookbus_contracts::logs::{ExecutionStats, HookRequest, LogPayload, LogRecord
 use hookbus_contracts::Hook;
 use utoipa::{Modify, OpenApi};
 
-use super::{dead_letters, hooks, logs, testing};
+use super::{dead_letters, hooks, logs, store, testing};
 use crate::dead_letters::{DeadLetter, ReplayFilter};
 
 #[derive(OpenApi)]
@@ -26,7 +26,9 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         logs::recent,
         testing::test,
         dead_letters::list,
-        dead_letters::replay
+        dead_letters::replay,
+        store::restore,
+        store::accept
     ),
     components(schemas(
         Hook,
