@@ -102,6 +102,22 @@ pub fn delivery_count(props: &BasicProperties) -> u32 {
     }
 }
 
+/// Removes one header (one the broker sets on delivery, before a message is published
+/// again).
+pub fn without_header(props: BasicProperties, key: &str) -> BasicProperties {
+    let Some(mut headers) = props.headers().clone() else {
+        return props;
+    };
+    let mut kept = FieldTable::default();
+    for (name, value) in headers.inner() {
+        if name.as_str() != key {
+            kept.insert(name.clone(), value.clone());
+        }
+    }
+    headers = kept;
+    props.with_headers(headers)
+}
+
 /// Reads one string header.
 pub fn header(props: &BasicProperties, key: &str) -> Option<String> {
     let headers: &FieldTable = props.headers().as_ref()?;

@@ -1,11 +1,14 @@
 //! A hook's dead letters: listing them and replaying them, for the admin API and the
 //! `router dead-letters` command.
 //!
-//! RabbitMQ has no "peek": listing takes messages without acking them and then closes its
-//! channel, which hands them all back to the queue in their order. Replay moves a message
-//! by publishing it to the hook's queue (a fresh delivery, attempts reset), waiting for the
-//! confirm, then acking the dead letter: a crash in the middle leaves it in the dead letters
-//! or, at worst, in both places (a duplicate), never in neither.
+//! RabbitMQ has no "peek", and handing a message back unacked is not free: a quorum queue
+//! counts each return as a delivery and, past its delivery limit (20 by default on
+//! RabbitMQ 4), drops the message. So both go through the whole queue once, in order
+//! ([`pass_through`]): a message that stays is published again at the tail (confirmed)
+//! before the original is acked, which keeps the order and starts its count afresh; replay
+//! moves a message by publishing it to the hook's queue (a fresh delivery, attempts reset),
+//! confirmed, then acking the dead letter. A crash in the middle leaves a message where it
+//! was or, at worst, in both places (a duplicate), never in neither.
 
 use hookbus_contracts::broker::{self, PublishError};
 use hookbus_contracts::topology::Topology;
@@ -135,6 +138,67 @@ fn describe(msg: &BasicGetMessage) -> DeadLetter {
     }
 }
 
+/// What becomes of one dead letter on a pass through the queue.
+enum Fate {
+    Stays,
+    /// Replayed as this fresh delivery.
+    Replayed(Delivery),
+}
+
+/// Takes each message of the hook's dead letters once, oldest first, and settles it as
+/// `decide` says; returns how many were replayed, or `None` when the hook has no
+/// dead-letter queue. What stays is published again at the tail, so after a whole pass the
+/// queue holds the same messages in the same order (dead letters that arrive meanwhile
+/// fall in between).
+async fn pass_through(
+    conn: &Connection,
+    topology: &Topology,
+    hook: &HookId,
+    mut decide: impl FnMut(usize, &BasicGetMessage) -> Fate,
+) -> Result<Option<usize>, DeadLetterError> {
+    let ch = broker::confirm_channel(conn).await?;
+    let Some(total) = depth(&ch, topology, hook).await? else {
+        return Ok(None);
+    };
+    let mut replayed = 0;
+    for i in 0..total as usize {
+        let Some(msg) = take(&ch, topology, hook).await? else {
+            break;
+        };
+        match decide(i, &msg) {
+            Fate::Stays => {
+                broker::publish_confirmed(
+                    &ch,
+                    "",
+                    &topology.dead_queue(hook),
+                    &msg.delivery.data,
+                    broker::without_header(msg.delivery.properties.clone(), "x-delivery-count"),
+                )
+                .await?
+            }
+            Fate::Replayed(fresh) => {
+                if replayed == 0 {
+                    topology.declare_deliveries(&ch).await?;
+                    topology.declare_hook(&ch, hook).await?;
+                }
+                let props = broker::persistent_json(fresh.event.id.as_str());
+                broker::publish_confirmed(
+                    &ch,
+                    &topology.deliveries_exchange(),
+                    hook.as_str(),
+                    &fresh.encode(),
+                    props,
+                )
+                .await?;
+                replayed += 1;
+            }
+        }
+        msg.delivery.ack(BasicAckOptions::default()).await?;
+    }
+    broker::close_channel(&ch).await;
+    Ok(Some(replayed))
+}
+
 /// One page of a hook's dead letters, oldest first, and how many there are.
 pub async fn list(
     conn: &Connection,
@@ -143,22 +207,16 @@ pub async fn list(
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<DeadLetter>, usize), DeadLetterError> {
-    let ch = conn.create_channel().await?;
-    let Some(total) = depth(&ch, topology, hook).await? else {
-        return Ok((Vec::new(), 0));
-    };
-    let total = total as usize;
     let mut page = Vec::new();
-    for i in 0..total.min(offset + limit) {
-        let Some(msg) = take(&ch, topology, hook).await? else {
-            break;
-        };
-        if i >= offset {
-            page.push(describe(&msg));
+    let mut total = 0;
+    pass_through(conn, topology, hook, |i, msg| {
+        total = i + 1;
+        if (offset..offset + limit).contains(&i) {
+            page.push(describe(msg));
         }
-    }
-    // Closing the channel returns every message taken, unacked, to the queue.
-    ch.close(200, "listed".into()).await?;
+        Fate::Stays
+    })
+    .await?;
     Ok((page, total))
 }
 
@@ -169,42 +227,18 @@ pub async fn replay(
     hook: &HookId,
     filter: &ReplayFilter,
 ) -> Result<usize, DeadLetterError> {
-    let ch = conn.create_channel().await?;
-    let Some(total) = depth(&ch, topology, hook).await? else {
-        return Ok(0);
-    };
-    let publish = broker::confirm_channel(conn).await?;
-    topology.declare_deliveries(&publish).await?;
-    topology.declare_hook(&publish, hook).await?;
-    let mut replayed = 0;
-    for _ in 0..total {
-        let Some(msg) = take(&ch, topology, hook).await? else {
-            break;
-        };
+    let replayed = pass_through(conn, topology, hook, |_, msg| {
         let dead_at =
             broker::header(&msg.delivery.properties, DEAD_AT).and_then(|v| v.parse().ok());
-        let Ok(parked) = Delivery::decode(&msg.delivery.data) else {
-            continue;
-        };
-        if !filter.takes(&parked, dead_at) {
-            continue;
+        match Delivery::decode(&msg.delivery.data) {
+            Ok(parked) if filter.takes(&parked, dead_at) => {
+                Fate::Replayed(Delivery::new(parked.hook_id, parked.event))
+            }
+            _ => Fate::Stays,
         }
-        let fresh = Delivery::new(parked.hook_id.clone(), parked.event);
-        let props = broker::persistent_json(fresh.event.id.as_str());
-        broker::publish_confirmed(
-            &publish,
-            &topology.deliveries_exchange(),
-            hook.as_str(),
-            &fresh.encode(),
-            props,
-        )
-        .await?;
-        msg.delivery.ack(BasicAckOptions::default()).await?;
-        replayed += 1;
-    }
-    // What the filter left is handed back to the dead letters as the channel closes.
-    ch.close(200, "replayed".into()).await?;
-    broker::close_channel(&publish).await;
+    })
+    .await?
+    .unwrap_or(0);
     tracing::info!(hook_id = %hook, replayed, "dead letters replayed");
     Ok(replayed)
 }

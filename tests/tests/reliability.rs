@@ -879,3 +879,51 @@ async fn a_hook_store_that_comes_back_empty_keeps_routing_until_restored() {
     assert_eq!(receiver.wait_for(4, WAIT).await.len(), 4);
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_survive_being_listed_many_times() {
+    let p = Pipeline::start("dead-listing").await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(400);
+    let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
+    let id = hook_id(&hook);
+    p.wait_hooks(1).await;
+    for _ in 0..3 {
+        p.ingest(json!({"event": "User.Created"})).await;
+    }
+    let dead = p.topology().dead_queue(&id);
+    wait_depth(&dead, 3).await;
+    // RabbitMQ 4's default for quorum queues: a message returned 20 times is dropped.
+    let _policy = Policy::set(
+        &p.prefix,
+        &format!("^{dead}$"),
+        r#"{"delivery-limit":20}"#,
+        &dead,
+    )
+    .await;
+    let list = || async {
+        let res = p
+            .http
+            .get(format!(
+                "http://{}/api/hooks/{id}/dead-letters",
+                p.router.addr
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let letters: Vec<Value> = res.json().await.unwrap();
+        letters
+            .iter()
+            .map(|l| l["eventId"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let first = list().await;
+    assert_eq!(first.len(), 3);
+    for n in 0..25 {
+        assert_eq!(list().await, first, "listing {n} changed the dead letters");
+    }
+    assert_eq!(pipeline::queue_depth(&dead).await, Some(3));
+    p.stop().await;
+}
