@@ -1,5 +1,6 @@
-//! A hook's dead letters: listing them and replaying them, for the admin API and the
-//! `router dead-letters` command.
+//! Dead letters, a hook's or the events' (`{p}.events.dead`: events the router could not
+//! route, deliveries whose own dead letter could not be written): listing them and
+//! replaying them, for the admin API and the `router dead-letters` command.
 //!
 //! RabbitMQ has no "peek", and handing a message back unacked is not free: a quorum queue
 //! counts each return as a delivery and, past its delivery limit (20 by default on
@@ -12,7 +13,7 @@
 
 use hookbus_contracts::broker::{self, PublishError};
 use hookbus_contracts::topology::Topology;
-use hookbus_contracts::{Delivery, EventName, HookId};
+use hookbus_contracts::{Delivery, Event, EventName, HookId};
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -53,14 +54,33 @@ pub struct ReplayFilter {
 }
 
 impl ReplayFilter {
-    fn takes(&self, delivery: &Delivery, dead_at: Option<i64>) -> bool {
-        let event_ok = self
-            .events
-            .as_ref()
-            .is_none_or(|e| e.contains(&delivery.event.name));
+    fn takes(&self, event: &Event, dead_at: Option<i64>) -> bool {
+        let event_ok = self.events.as_ref().is_none_or(|e| e.contains(&event.name));
         let at = dead_at.unwrap_or(0);
         event_ok && self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at <= u)
     }
+}
+
+/// Which dead letters: a hook's, or the events' parking queue.
+#[derive(Debug, Clone)]
+pub enum Parked {
+    Hook(HookId),
+    Events,
+}
+
+impl Parked {
+    fn queue(&self, topology: &Topology) -> String {
+        match self {
+            Parked::Hook(hook) => topology.dead_queue(hook),
+            Parked::Events => topology.events_dead_queue(),
+        }
+    }
+}
+
+/// Where a replayed message goes: an event back to the router, a delivery to its hook.
+enum Target {
+    Router(Event),
+    Hook(Delivery),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,25 +91,17 @@ pub enum DeadLetterError {
     Publish(#[from] PublishError),
 }
 
-/// Messages in the hook's dead letters, `None` when it has no dead-letter queue. Passive:
-/// looking never creates a queue. The broker answers a missing queue by closing `ch`, so
-/// with `None` the caller has no channel left to close.
-async fn depth(
-    ch: &Channel,
-    topology: &Topology,
-    hook: &HookId,
-) -> Result<Option<u32>, lapin::Error> {
+/// Messages in a parking queue, `None` when it does not exist. Passive: looking never
+/// creates a queue. The broker answers a missing queue by closing `ch`, so with `None` the
+/// caller has no channel left to close.
+async fn depth(ch: &Channel, queue: &str) -> Result<Option<u32>, lapin::Error> {
     let passive = QueueDeclareOptions {
         passive: true,
         durable: true,
         ..Default::default()
     };
     let declared = ch
-        .queue_declare(
-            topology.dead_queue(hook).into(),
-            passive,
-            FieldTable::default(),
-        )
+        .queue_declare(queue.into(), passive, FieldTable::default())
         .await;
     match declared {
         Ok(queue) => Ok(Some(queue.message_count())),
@@ -98,34 +110,29 @@ async fn depth(
     }
 }
 
-async fn take(
-    ch: &Channel,
-    topology: &Topology,
-    hook: &HookId,
-) -> Result<Option<BasicGetMessage>, lapin::Error> {
-    ch.basic_get(
-        topology.dead_queue(hook).into(),
-        BasicGetOptions { no_ack: false },
-    )
-    .await
-}
-
 fn describe(msg: &BasicGetMessage) -> DeadLetter {
     let props = &msg.delivery.properties;
     let reason = broker::header(props, REASON).unwrap_or_default();
     let dead_at = broker::header(props, DEAD_AT).and_then(|v| v.parse().ok());
-    match Delivery::decode(&msg.delivery.data) {
-        Ok(d) => DeadLetter {
-            event_id: Some(d.event.id.to_string()),
-            event: Some(d.event.name),
-            payload: Value::Object(d.event.payload.fields()),
-            reason,
+    let event = |e: &Event| DeadLetter {
+        event_id: Some(e.id.to_string()),
+        event: Some(e.name),
+        payload: Value::Object(e.payload.fields()),
+        reason: reason.clone(),
+        attempts: 0,
+        first_attempt_at: None,
+        last_attempt_at: None,
+        dead_at,
+    };
+    match readable(&msg.delivery.data) {
+        Some(Target::Hook(d)) => DeadLetter {
             attempts: d.attempts,
             first_attempt_at: d.first_attempt_at_ms,
             last_attempt_at: d.last_attempt_at_ms,
-            dead_at,
+            ..event(&d.event)
         },
-        Err(_) => DeadLetter {
+        Some(Target::Router(e)) => event(&e),
+        None => DeadLetter {
             event_id: props.message_id().as_ref().map(|s| s.to_string()),
             event: None,
             payload: Value::String(String::from_utf8_lossy(&msg.delivery.data).into_owned()),
@@ -138,58 +145,56 @@ fn describe(msg: &BasicGetMessage) -> DeadLetter {
     }
 }
 
-/// What becomes of one dead letter on a pass through the queue.
-enum Fate {
-    Stays,
-    /// Replayed as this fresh delivery.
-    Replayed(Delivery),
+/// A parked message as what it would be replayed as: a delivery (a hook's dead letters,
+/// or one parked in the events' because its own dead letter failed) or an event.
+fn readable(data: &[u8]) -> Option<Target> {
+    Delivery::decode(data)
+        .map(Target::Hook)
+        .or_else(|_| Event::decode(data).map(Target::Router))
+        .ok()
 }
 
-/// Takes each message of the hook's dead letters once, oldest first, and settles it as
-/// `decide` says; returns how many were replayed, or `None` when the hook has no
-/// dead-letter queue. What stays is published again at the tail, so after a whole pass the
+impl Target {
+    fn event(&self) -> &Event {
+        match self {
+            Target::Router(event) => event,
+            Target::Hook(delivery) => &delivery.event,
+        }
+    }
+}
+
+/// Takes each message of a parking queue once, oldest first, and settles it as `decide`
+/// says (`Some`: replayed there); returns how many were replayed, or `None` when the queue
+/// does not exist. What stays is published again at the tail, so after a whole pass the
 /// queue holds the same messages in the same order (dead letters that arrive meanwhile
 /// fall in between).
 async fn pass_through(
     conn: &Connection,
     topology: &Topology,
-    hook: &HookId,
-    mut decide: impl FnMut(usize, &BasicGetMessage) -> Fate,
+    parked: &Parked,
+    mut decide: impl FnMut(usize, &BasicGetMessage) -> Option<Target>,
 ) -> Result<Option<usize>, DeadLetterError> {
+    let queue = parked.queue(topology);
     let ch = broker::confirm_channel(conn).await?;
-    let Some(total) = depth(&ch, topology, hook).await? else {
+    let Some(total) = depth(&ch, &queue).await? else {
         return Ok(None);
     };
     let mut replayed = 0;
     for i in 0..total as usize {
-        let Some(msg) = take(&ch, topology, hook).await? else {
+        let Some(msg) = ch
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+            .await?
+        else {
             break;
         };
         match decide(i, &msg) {
-            Fate::Stays => {
-                broker::publish_confirmed(
-                    &ch,
-                    "",
-                    &topology.dead_queue(hook),
-                    &msg.delivery.data,
-                    broker::without_header(msg.delivery.properties.clone(), "x-delivery-count"),
-                )
-                .await?
+            None => {
+                let props =
+                    broker::without_header(msg.delivery.properties.clone(), "x-delivery-count");
+                broker::publish_confirmed(&ch, "", &queue, &msg.delivery.data, props).await?
             }
-            Fate::Replayed(fresh) => {
-                if replayed == 0 {
-                    topology.declare_deliveries(&ch).await?;
-                    topology.declare_hook(&ch, hook).await?;
-                }
-                let props = broker::persistent_json(fresh.event.id.as_str());
-                broker::publish_confirmed(
-                    &ch,
-                    &topology.deliveries_exchange(),
-                    hook.as_str(),
-                    &fresh.encode(),
-                    props,
-                )
-                .await?;
+            Some(target) => {
+                republish(&ch, topology, &target).await?;
                 replayed += 1;
             }
         }
@@ -199,59 +204,89 @@ async fn pass_through(
     Ok(Some(replayed))
 }
 
-/// One page of a hook's dead letters, oldest first, and how many there are.
+/// Publishes a replayed message where it goes: a fresh delivery (attempts reset) to its
+/// hook's queue, or the event to the router.
+async fn republish(
+    ch: &Channel,
+    topology: &Topology,
+    target: &Target,
+) -> Result<(), DeadLetterError> {
+    match target {
+        Target::Hook(parked) => {
+            let fresh = Delivery::new(parked.hook_id.clone(), parked.event.clone());
+            topology.declare_deliveries(ch).await?;
+            topology.declare_hook(ch, &fresh.hook_id).await?;
+            let props = broker::persistent_json(fresh.event.id.as_str());
+            broker::publish_confirmed(
+                ch,
+                &topology.deliveries_exchange(),
+                fresh.hook_id.as_str(),
+                &fresh.encode(),
+                props,
+            )
+            .await?;
+        }
+        Target::Router(event) => {
+            let props = broker::persistent_json(event.id.as_str());
+            broker::publish_confirmed(
+                ch,
+                &topology.events_exchange(),
+                event.name.as_str(),
+                &event.encode(),
+                props,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// One page of dead letters, oldest first, and how many there are.
 pub async fn list(
     conn: &Connection,
     topology: &Topology,
-    hook: &HookId,
+    parked: &Parked,
     offset: usize,
     limit: usize,
 ) -> Result<(Vec<DeadLetter>, usize), DeadLetterError> {
     let mut page = Vec::new();
     let mut total = 0;
-    pass_through(conn, topology, hook, |i, msg| {
+    pass_through(conn, topology, parked, |i, msg| {
         total = i + 1;
         if (offset..offset + limit).contains(&i) {
             page.push(describe(msg));
         }
-        Fate::Stays
+        None
     })
     .await?;
     Ok((page, total))
 }
 
-/// Moves the dead letters that `filter` takes back to the hook's queue; returns how many.
+/// Replays the dead letters that `filter` takes; returns how many. Unreadable ones stay.
 pub async fn replay(
     conn: &Connection,
     topology: &Topology,
-    hook: &HookId,
+    parked: &Parked,
     filter: &ReplayFilter,
 ) -> Result<usize, DeadLetterError> {
-    let replayed = pass_through(conn, topology, hook, |_, msg| {
+    let replayed = pass_through(conn, topology, parked, |_, msg| {
         let dead_at =
             broker::header(&msg.delivery.properties, DEAD_AT).and_then(|v| v.parse().ok());
-        match Delivery::decode(&msg.delivery.data) {
-            Ok(parked) if filter.takes(&parked, dead_at) => {
-                Fate::Replayed(Delivery::new(parked.hook_id, parked.event))
-            }
-            _ => Fate::Stays,
-        }
+        readable(&msg.delivery.data).filter(|target| filter.takes(target.event(), dead_at))
     })
     .await?
     .unwrap_or(0);
-    tracing::info!(hook_id = %hook, replayed, "dead letters replayed");
+    tracing::info!(?parked, replayed, "dead letters replayed");
     Ok(replayed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hookbus_contracts::Event;
 
     #[test]
     fn the_filter_takes_by_event_and_time() {
-        let event = Event::new(EventName::parse("PostSignIn").unwrap(), Default::default());
-        let d = Delivery::new(HookId::generate(), event);
+        let d = Event::new(EventName::parse("PostSignIn").unwrap(), Default::default());
         assert!(ReplayFilter::default().takes(&d, Some(5)));
         let other = ReplayFilter {
             events: Some(vec![EventName::parse("User.Created").unwrap()]),

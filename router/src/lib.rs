@@ -81,20 +81,18 @@ pub enum Command {
 
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum DeadLetterCommand {
-    /// Print a hook's dead letters, oldest first, as JSON lines.
+    /// Print dead letters, oldest first, as JSON lines.
     List {
-        /// The hook's id (as `GET /api/hooks` shows it).
-        #[arg(long)]
-        hook: String,
+        #[command(flatten)]
+        which: WhichDeadLetters,
         /// Print at most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// Move a hook's dead letters back to its queue.
+    /// Replay dead letters: a hook's back to its queue, the events' back to the router.
     Replay {
-        /// The hook's id (as `GET /api/hooks` shows it).
-        #[arg(long)]
-        hook: String,
+        #[command(flatten)]
+        which: WhichDeadLetters,
         /// Only these events (repeatable).
         #[arg(long = "event")]
         events: Vec<String>,
@@ -105,6 +103,19 @@ pub enum DeadLetterCommand {
         #[arg(long)]
         until: Option<i64>,
     },
+}
+
+/// A hook's dead letters, or the events' (one of the two).
+#[derive(clap::Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct WhichDeadLetters {
+    /// The hook's id (as `GET /api/hooks` shows it).
+    #[arg(long)]
+    pub hook: Option<String>,
+    /// The events' dead letters (`<prefix>.events.dead`): events the router could not route,
+    /// and deliveries whose own dead letter could not be written.
+    #[arg(long)]
+    pub events_queue: bool,
 }
 
 impl Config {
@@ -277,12 +288,15 @@ pub enum CommandError {
 pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(), CommandError> {
     let Command::DeadLetters(command) = command;
     let topology = common.topology();
-    let (DeadLetterCommand::List { hook, .. } | DeadLetterCommand::Replay { hook, .. }) = command;
-    let hook = existing_hook(common, hook).await?;
+    let (DeadLetterCommand::List { which, .. } | DeadLetterCommand::Replay { which, .. }) = command;
+    let parked = match &which.hook {
+        Some(hook) => dead_letters::Parked::Hook(existing_hook(common, hook).await?),
+        None => dead_letters::Parked::Events,
+    };
     let conn = hookbus_contracts::broker::connect(&common.amqp_url, "hookbus-router-cli").await?;
     match command {
         DeadLetterCommand::List { limit, .. } => {
-            let (letters, total) = dead_letters::list(&conn, &topology, &hook, 0, *limit).await?;
+            let (letters, total) = dead_letters::list(&conn, &topology, &parked, 0, *limit).await?;
             for letter in letters {
                 println!(
                     "{}",
@@ -306,7 +320,7 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
                 since: *since,
                 until: *until,
             };
-            let replayed = dead_letters::replay(&conn, &topology, &hook, &filter).await?;
+            let replayed = dead_letters::replay(&conn, &topology, &parked, &filter).await?;
             println!("{}", serde_json::json!({"replayed": replayed}));
         }
     }

@@ -715,9 +715,46 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     assert!(requeued <= 5.0, "requeued {requeued} times in a second");
     let dead = p.topology().events_dead_queue();
     wait_depth(&dead, 1).await;
-    let (_, reason) = take_one(&dead).await.unwrap();
-    let reason = reason.unwrap();
-    assert!(reason.contains("could not be routed"), "{reason}");
+    let api = |path: &str| format!("http://{}/api/events/dead-letters{path}", p.router.addr);
+    let listed: Value = p
+        .http
+        .get(api(""))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reason = listed[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("could not be routed"), "{listed}");
+    assert_eq!(listed[0]["event"], "User.Created");
+
+    // Once the queue takes messages again, the parked event is replayed to the router.
+    drop(_policy);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let replayed = loop {
+        let res: Value = p
+            .http
+            .post(api("/replay"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if receiver.wait_for(1, ms(500)).await.len() == 1 {
+            break res;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never replayed: {res}"
+        );
+    };
+    assert!(replayed["replayed"].as_u64().is_some(), "{replayed}");
+    assert_eq!(receiver.received().len(), 1);
     p.stop().await;
 }
 

@@ -339,7 +339,10 @@ async fn the_operator_command_replays_dead_letters() {
     wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1).await;
     receiver.set_status(204);
     let command = hookbus_router::Command::DeadLetters(hookbus_router::DeadLetterCommand::Replay {
-        hook: hook["id"].as_str().unwrap().to_owned(),
+        which: hookbus_router::WhichDeadLetters {
+            hook: Some(hook["id"].as_str().unwrap().to_owned()),
+            events_queue: false,
+        },
         events: vec![],
         since: None,
         until: None,
@@ -357,7 +360,10 @@ async fn the_operator_command_replays_dead_letters() {
     // queue, and listing leaves it so; an id no hook has is an error that names it.
     let list = |hook: String| {
         hookbus_router::Command::DeadLetters(hookbus_router::DeadLetterCommand::List {
-            hook,
+            which: hookbus_router::WhichDeadLetters {
+                hook: Some(hook),
+                events_queue: false,
+            },
             limit: 10,
         })
     };

@@ -1,5 +1,6 @@
 //! `GET /api/hooks/:id/dead-letters` (oldest first, Logto-style pages) and
-//! `POST /api/hooks/:id/dead-letters/replay`.
+//! `POST /api/hooks/:id/dead-letters/replay`; the same for the events' dead letters
+//! (`{p}.events.dead`) under `/api/events/dead-letters`.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use hookbus_contracts::http::ErrorBody;
 
 use super::{hook_id, invalid, not_found, store_unavailable, Page, Shared};
-use crate::dead_letters::{self, DeadLetter, ReplayFilter};
+use crate::dead_letters::{self, DeadLetter, Parked, ReplayFilter};
 
 async fn existing(state: &Shared, id: &str) -> Result<HookId, ApiError> {
     let hook = hook_id(id)?;
@@ -40,6 +41,38 @@ async fn connect(state: &Shared) -> Result<Connection, ApiError> {
         .map_err(broker_error)
 }
 
+fn page_of(query: &HashMap<String, String>) -> Result<Page, ApiError> {
+    Ok(Page::from_query(query)?.unwrap_or(Page {
+        number: 1,
+        size: Page::DEFAULT_SIZE,
+    }))
+}
+
+async fn list_parked(
+    state: &Shared,
+    parked: Parked,
+    page: Page,
+    uri: &Uri,
+) -> Result<(HeaderMap, Json<Vec<DeadLetter>>), ApiError> {
+    let conn = connect(state).await?;
+    let listed =
+        dead_letters::list(&conn, &state.topology, &parked, page.offset(), page.size).await;
+    let _ = conn.close(200, "done".into()).await;
+    let (letters, total) = listed.map_err(broker_error)?;
+    Ok((page.headers(total, uri), Json(letters)))
+}
+
+async fn replay_parked(
+    state: &Shared,
+    parked: Parked,
+    filter: &ReplayFilter,
+) -> Result<Json<Value>, ApiError> {
+    let conn = connect(state).await?;
+    let replayed = dead_letters::replay(&conn, &state.topology, &parked, filter).await;
+    let _ = conn.close(200, "done".into()).await;
+    Ok(Json(json!({"replayed": replayed.map_err(broker_error)?})))
+}
+
 #[utoipa::path(get, path = "/api/hooks/{id}/dead-letters", tag = "dead letters",
     params(("id" = String, Path), ("page" = Option<usize>, Query, description = "Page number, from 1"),
         ("page_size" = Option<usize>, Query, description = "Page size (default 20, at most 100)")),
@@ -52,15 +85,7 @@ pub async fn list(
     uri: Uri,
 ) -> Result<(HeaderMap, Json<Vec<DeadLetter>>), ApiError> {
     let hook = existing(&state, &id).await?;
-    let page = Page::from_query(&query)?.unwrap_or(Page {
-        number: 1,
-        size: Page::DEFAULT_SIZE,
-    });
-    let conn = connect(&state).await?;
-    let listed = dead_letters::list(&conn, &state.topology, &hook, page.offset(), page.size).await;
-    let _ = conn.close(200, "done".into()).await;
-    let (letters, total) = listed.map_err(broker_error)?;
-    Ok((page.headers(total, &uri), Json(letters)))
+    list_parked(&state, Parked::Hook(hook), page_of(&query)?, &uri).await
 }
 
 #[utoipa::path(post, path = "/api/hooks/{id}/dead-letters/replay", tag = "dead letters",
@@ -74,8 +99,34 @@ pub async fn replay(
 ) -> Result<Json<Value>, ApiError> {
     let Json(filter) = body.map_err(|e| invalid(e.body_text()))?;
     let hook = existing(&state, &id).await?;
-    let conn = connect(&state).await?;
-    let replayed = dead_letters::replay(&conn, &state.topology, &hook, &filter).await;
-    let _ = conn.close(200, "done".into()).await;
-    Ok(Json(json!({"replayed": replayed.map_err(broker_error)?})))
+    replay_parked(&state, Parked::Hook(hook), &filter).await
+}
+
+/// Events the router parked (unreadable, or not routable after its tries) and deliveries
+/// whose own dead letter could not be written.
+#[utoipa::path(get, path = "/api/events/dead-letters", tag = "dead letters",
+    params(("page" = Option<usize>, Query, description = "Page number, from 1"),
+        ("page_size" = Option<usize>, Query, description = "Page size (default 20, at most 100)")),
+    responses((status = 200, description = "The events' dead letters, oldest first; Total-Number and Link set", body = Vec<DeadLetter>),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_events(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Result<(HeaderMap, Json<Vec<DeadLetter>>), ApiError> {
+    list_parked(&state, Parked::Events, page_of(&query)?, &uri).await
+}
+
+/// Replays the events' dead letters the filter takes: an event goes back to the router
+/// (routed by the hooks of now), a delivery to its hook's queue; unreadable ones stay.
+#[utoipa::path(post, path = "/api/events/dead-letters/replay", tag = "dead letters",
+    request_body = ReplayFilter,
+    responses((status = 200, description = "{\"replayed\": N}", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn replay_events(
+    State(state): State<Shared>,
+    body: Result<Json<ReplayFilter>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(filter) = body.map_err(|e| invalid(e.body_text()))?;
+    replay_parked(&state, Parked::Events, &filter).await
 }

@@ -71,6 +71,11 @@ pub fn routes(state: AdminState, token: Option<Arc<str>>) -> Router {
             "/api/hooks/{id}/dead-letters/replay",
             post(dead_letters::replay),
         )
+        .route("/api/events/dead-letters", get(dead_letters::list_events))
+        .route(
+            "/api/events/dead-letters/replay",
+            post(dead_letters::replay_events),
+        )
         .route("/api/hook-store/restore", post(store::restore))
         .route("/api/hook-store/accept", post(store::accept))
         .with_state(Arc::new(state));

@@ -27,6 +27,8 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         testing::test,
         dead_letters::list,
         dead_letters::replay,
+        dead_letters::list_events,
+        dead_letters::replay_events,
         store::restore,
         store::accept
     ),
