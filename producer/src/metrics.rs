@@ -10,8 +10,8 @@ pub struct Metrics {
     /// Events confirmed by RabbitMQ, by event name.
     pub published: IntCounterVec,
     /// Requests refused, by reason (`malformed`, `unknown_event`, `too_large`, `unauthorized`,
-    /// `broker_unavailable`, `idempotency_in_progress`, `idempotency_key_reused`,
-    /// `idempotency_unavailable`).
+    /// `broker_unavailable`, `broker_blocked`, `publish_timeout`, `idempotency_in_progress`,
+    /// `idempotency_key_reused`, `idempotency_unavailable`).
     pub rejected: IntCounterVec,
     /// Requests answered again from their `Idempotency-Key`, publishing nothing.
     pub replayed: IntCounter,
