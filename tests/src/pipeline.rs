@@ -438,6 +438,40 @@ pub async fn queue_depth(queue: &str) -> Option<u32> {
     depth
 }
 
+/// Waits until `queue` holds exactly `n` ready messages; fails the test after `within`.
+pub async fn wait_depth(queue: &str, n: u32, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while queue_depth(queue).await != Some(n) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{queue} never held {n} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Takes one message off a queue (acked): its body and its `x-hookbus-reason` header.
+pub async fn take_one(queue: &str) -> Option<(Vec<u8>, Option<String>)> {
+    use hookbus_contracts::broker;
+    let conn = broker::connect(AMQP_URL, "hookbus-test").await.ok()?;
+    let ch = conn.create_channel().await.ok()?;
+    let msg = ch
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .ok()??;
+    let reason = broker::header(&msg.delivery.properties, "x-hookbus-reason");
+    let _ = conn.close(200, "".into()).await;
+    Some((msg.delivery.data.clone(), reason))
+}
+
+/// The id of a hook as the admin API answered it.
+pub fn hook_id(hook: &Value) -> HookId {
+    HookId::parse(hook["id"].as_str().expect("a hook has an id")).expect("a valid hook id")
+}
+
 /// Deletes every queue, exchange and Redis key of `prefix` on the shared servers.
 pub async fn cleanup(prefix: &str, schedule: &[Duration]) {
     cleanup_on(&Servers::default(), prefix, schedule).await

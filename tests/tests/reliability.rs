@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use hookbus_contracts::HookId;
-use hookbus_tests::pipeline::{self, Pipeline, ADMIN_TOKEN};
+use hookbus_tests::pipeline::{self, hook_id, take_one, wait_depth, Pipeline, ADMIN_TOKEN};
 use hookbus_tests::{service, Receiver};
 use serde_json::{json, Value};
 
@@ -16,10 +16,6 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-fn hook_id(hook: &Value) -> HookId {
-    HookId::parse(hook["id"].as_str().unwrap()).unwrap()
 }
 
 /// `PATCH /api/hooks/:id` on the router at `router`.
@@ -533,36 +529,6 @@ async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
     pipeline::cleanup_on(&servers, &prefix, &[]).await;
 }
 
-/// Takes one message off a queue (acked): its body and its `x-hookbus-reason` header.
-async fn take_one(queue: &str) -> Option<(Vec<u8>, Option<String>)> {
-    use hookbus_contracts::broker;
-    let conn = broker::connect(pipeline::AMQP_URL, "hookbus-test")
-        .await
-        .ok()?;
-    let ch = conn.create_channel().await.ok()?;
-    let msg = ch
-        .basic_get(
-            queue.into(),
-            lapin::options::BasicGetOptions { no_ack: true },
-        )
-        .await
-        .ok()??;
-    let reason = broker::header(&msg.delivery.properties, "x-hookbus-reason");
-    let _ = conn.close(200, "".into()).await;
-    Some((msg.delivery.data.clone(), reason))
-}
-
-async fn wait_depth(queue: &str, n: u32) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while pipeline::queue_depth(queue).await != Some(n) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{queue} never held {n} messages"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_ids_and_misrouted_deliveries_are_parked_without_a_crash() {
     use hookbus_contracts::broker;
@@ -603,7 +569,7 @@ async fn poison_ids_and_misrouted_deliveries_are_parked_without_a_crash() {
         .await
         .unwrap();
     }
-    wait_depth(&t.dead_queue(&id), 2).await;
+    wait_depth(&t.dead_queue(&id), 2, WAIT).await;
     let mut reasons = Vec::new();
     while let Some((_, reason)) = take_one(&t.dead_queue(&id)).await {
         reasons.push(reason.unwrap_or_default());
@@ -681,7 +647,7 @@ async fn a_retry_the_broker_refuses_is_parked_not_attempted_in_a_loop() {
     p.wait_hooks(1).await;
     p.ingest(json!({"event": "User.Created"})).await;
     let dead = p.topology().dead_queue(&hook_id(&hook));
-    wait_depth(&dead, 1).await;
+    wait_depth(&dead, 1, WAIT).await;
     let (_, reason) = take_one(&dead).await.unwrap();
     let reason = reason.unwrap();
     assert!(reason.contains("retry could not be scheduled"), "{reason}");
@@ -714,7 +680,7 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     .unwrap_or(0.0);
     assert!(requeued <= 5.0, "requeued {requeued} times in a second");
     let dead = p.topology().events_dead_queue();
-    wait_depth(&dead, 1).await;
+    wait_depth(&dead, 1, WAIT).await;
     let api = |path: &str| format!("http://{}/api/events/dead-letters{path}", p.router.addr);
     let listed: Value = p
         .http
@@ -929,7 +895,7 @@ async fn dead_letters_survive_being_listed_many_times() {
         p.ingest(json!({"event": "User.Created"})).await;
     }
     let dead = p.topology().dead_queue(&id);
-    wait_depth(&dead, 3).await;
+    wait_depth(&dead, 3, WAIT).await;
     // RabbitMQ 4's default for quorum queues: a message returned 20 times is dropped.
     let _policy = Policy::set(
         &p.prefix,

@@ -5,43 +5,16 @@ use std::time::Duration;
 
 use hookbus_contracts::broker;
 use hookbus_contracts::HookId;
-use hookbus_tests::pipeline::{self, queue_depth, AMQP_URL, REDIS_URL};
+use hookbus_tests::pipeline::{
+    self, hook_id, queue_depth, take_one, wait_depth, AMQP_URL, REDIS_URL,
+};
 use hookbus_tests::{Pipeline, Receiver};
-use lapin::options::BasicGetOptions;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// Takes one message off a queue: its body and its `x-hookbus-reason` header.
-async fn take_one(queue: &str) -> Option<(Vec<u8>, Option<String>)> {
-    let conn = broker::connect(AMQP_URL, "hookbus-test").await.ok()?;
-    let ch = conn.create_channel().await.ok()?;
-    let msg = ch
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .ok()??;
-    let reason = broker::header(&msg.delivery.properties, "x-hookbus-reason");
-    let _ = conn.close(200, "".into()).await;
-    Some((msg.delivery.data.clone(), reason))
-}
-
-async fn wait_depth(queue: &str, n: u32) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while queue_depth(queue).await != Some(n) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{queue} never held {n} messages"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
-}
-
-fn hook_id(hook: &serde_json::Value) -> HookId {
-    HookId::parse(hook["id"].as_str().unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +90,7 @@ async fn an_endpoint_down_through_the_schedule_lands_in_the_dead_letters_with_th
         .ingest(json!({"event": "User.Created", "data": {"id": "u1"}}))
         .await;
     let dead = p.topology().dead_queue(&hook_id(&hook));
-    wait_depth(&dead, 1).await;
+    wait_depth(&dead, 1, WAIT).await;
     assert_eq!(
         receiver.received().len(),
         3,
@@ -140,7 +113,7 @@ async fn gone_dead_letters_at_once_and_disables_the_hook() {
     let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
     p.wait_hooks(1).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
-    wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1).await;
+    wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1, WAIT).await;
     assert_eq!(receiver.received().len(), 1, "410 is never retried");
 
     let store = hookbus_contracts::store::HookStore::new(
@@ -167,7 +140,7 @@ async fn a_permanent_failure_is_not_retried() {
     p.wait_hooks(1).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
     let dead = p.topology().dead_queue(&hook_id(&hook));
-    wait_depth(&dead, 1).await;
+    wait_depth(&dead, 1, WAIT).await;
     let (_, reason) = take_one(&dead).await.unwrap();
     assert!(
         reason.unwrap().contains("302"),
@@ -209,8 +182,8 @@ async fn poison_messages_are_parked_with_a_reason_and_nothing_crashes() {
     )
     .await
     .unwrap();
-    wait_depth(&t.events_dead_queue(), 1).await;
-    wait_depth(&t.dead_queue(&hook_id(&hook)), 1).await;
+    wait_depth(&t.events_dead_queue(), 1, WAIT).await;
+    wait_depth(&t.dead_queue(&hook_id(&hook)), 1, WAIT).await;
     let (_, reason) = take_one(&t.events_dead_queue()).await.unwrap();
     assert!(reason.unwrap().starts_with("unreadable event"));
     let (body, reason) = take_one(&t.dead_queue(&hook_id(&hook))).await.unwrap();
@@ -242,7 +215,12 @@ async fn dead_letters_are_listed_and_replay_delivers_exactly_the_parked_events()
     {
         let (_, body) = p.ingest(json!({"event": event})).await;
         parked.push(body["id"].as_str().unwrap().to_owned());
-        wait_depth(&p.topology().dead_queue(&hook_id(&hook)), n as u32 + 1).await;
+        wait_depth(
+            &p.topology().dead_queue(&hook_id(&hook)),
+            n as u32 + 1,
+            WAIT,
+        )
+        .await;
     }
 
     let api = |path: &str| format!("http://{}/api/hooks/{id}{path}", p.router.addr);
@@ -336,7 +314,7 @@ async fn the_operator_command_replays_dead_letters() {
     let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
     p.wait_hooks(1).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
-    wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1).await;
+    wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1, WAIT).await;
     receiver.set_status(204);
     let command = hookbus_router::Command::DeadLetters(hookbus_router::DeadLetterCommand::Replay {
         which: hookbus_router::WhichDeadLetters {
