@@ -135,10 +135,17 @@ async fn fan_out_reaches_each_enabled_hook_once_and_unwanted_events_are_dropped(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_endpoint_does_not_delay_another_hook() {
-    let p = Pipeline::start("isolation").await;
+    let schedule = [Duration::from_millis(300)];
+    let mut p = Pipeline::start_with("isolation", &schedule, 0).await;
+    // The slow endpoint answers after 5 s, inside the attempt timeout: its attempts stay
+    // under way (none times out and comes back) however long the fast hook's round takes.
+    let mut config = hookbus_tests::pipeline::deliverer_config(&p.prefix, &schedule);
+    config.attempt_timeout = Duration::from_secs(10);
+    p.deliverers
+        .push(hookbus_tests::pipeline::start_deliverer(config).await);
     let slow = Receiver::start().await;
     let fast = Receiver::start().await;
-    slow.set_delay(Duration::from_millis(3000));
+    slow.set_delay(Duration::from_millis(5000));
     p.create_hook(&["PostSignIn"], &slow.url("slow")).await;
     p.create_hook(&["PostSignIn"], &fast.url("fast")).await;
     p.wait_hooks(2).await;
@@ -152,7 +159,7 @@ async fn a_slow_endpoint_does_not_delay_another_hook() {
     }
     let got = fast.wait_for(n, WAIT).await;
     assert_eq!(got.len(), n);
-    // The slow hook answers one round of its in-flight limit per 3 s; had the fast hook
+    // The slow hook answers one round of its in-flight limit per 5 s; had the fast hook
     // queued behind it, the slow one would have had several rounds by now.
     let slow_started = slow.received().len();
     assert!(
