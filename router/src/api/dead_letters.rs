@@ -9,25 +9,13 @@ use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use hookbus_contracts::broker;
 use hookbus_contracts::http::ApiError;
-use hookbus_contracts::HookId;
 use lapin::Connection;
 use serde_json::{json, Value};
 
 use hookbus_contracts::http::ErrorBody;
 
-use super::{hook_id, invalid, not_found, store_unavailable, Page, Shared};
+use super::{invalid, load_hook, Page, Shared};
 use crate::dead_letters::{self, DeadLetter, ReplayFilter};
-
-async fn existing(state: &Shared, id: &str) -> Result<HookId, ApiError> {
-    let hook = hook_id(id)?;
-    state
-        .store
-        .get(&hook)
-        .await
-        .map_err(store_unavailable)?
-        .ok_or_else(|| not_found(id))?;
-    Ok(hook)
-}
 
 fn broker_error(err: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %err, "dead letters unavailable");
@@ -51,7 +39,7 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
     uri: Uri,
 ) -> Result<(HeaderMap, Json<Vec<DeadLetter>>), ApiError> {
-    let hook = existing(&state, &id).await?;
+    let hook = load_hook(&state, &id).await?.id;
     let page = Page::from_query(&query)?.unwrap_or(Page {
         number: 1,
         size: Page::DEFAULT_SIZE,
@@ -73,7 +61,7 @@ pub async fn replay(
     body: Result<Json<ReplayFilter>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(filter) = body.map_err(|e| invalid(e.body_text()))?;
-    let hook = existing(&state, &id).await?;
+    let hook = load_hook(&state, &id).await?.id;
     let conn = connect(&state).await?;
     let replayed = dead_letters::replay(&conn, &state.topology, &hook, &filter).await;
     let _ = conn.close(200, "done".into()).await;

@@ -7,14 +7,14 @@ use hookbus_contracts::logs::{ExecutionStats, HookRequest, LogPayload, LogRecord
 use hookbus_contracts::Hook;
 use utoipa::{Modify, OpenApi};
 
-use super::{dead_letters, hooks, logs, testing};
+use super::{dead_letters, hooks, logs, portal, testing};
 use crate::dead_letters::{DeadLetter, ReplayFilter};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "hookbus admin API",
-        description = "Logto's hooks Management API, plus dead letters. Every route needs `Authorization: Bearer $HOOKBUS_ADMIN_TOKEN`."
+        description = "Logto's hooks Management API, plus dead letters and portal links. Every route needs `Authorization: Bearer $HOOKBUS_ADMIN_TOKEN`."
     ),
     paths(
         hooks::list,
@@ -26,7 +26,8 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         logs::recent,
         testing::test,
         dead_letters::list,
-        dead_letters::replay
+        dead_letters::replay,
+        portal::mint
     ),
     components(schemas(
         Hook,
@@ -41,7 +42,9 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         ErrorBody,
         DeadLetter,
         ReplayFilter,
-        testing::TestRequest
+        testing::TestRequest,
+        portal::PortalLinkRequest,
+        portal::PortalLink
     )),
     modifiers(&BearerToken),
     security(("bearer" = []))
