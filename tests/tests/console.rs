@@ -319,7 +319,8 @@ async fn the_console_and_the_portal_work_in_a_real_browser() {
     good.set_body("<script>window.__pwned=1</script>");
     let failing = Receiver::start().await;
     failing.set_status(500);
-    // Screenshots go to docs/ when asked for (HOOKBUS_SCREENSHOTS=$PWD/docs, an absolute path: tests run in tests/), else under target/.
+    // Screenshots go under target/, or where HOOKBUS_SCREENSHOTS says (`$PWD/docs` refreshes
+    // the README's; an absolute path, as tests run in tests/).
     let screenshots = std::env::var_os("HOOKBUS_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
