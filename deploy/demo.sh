@@ -80,6 +80,7 @@ echo
 echo "== what the README's examples need (paste into another shell)"
 echo "  export HOOKBUS_PREFIX=$HOOKBUS_PREFIX HOOKBUS_INGEST_TOKEN=$HOOKBUS_INGEST_TOKEN HOOKBUS_ADMIN_TOKEN=$HOOKBUS_ADMIN_TOKEN"
 echo "  ingest API http://127.0.0.1:7801/api (producer), hooks API http://127.0.0.1:7802/api/hooks (router); binaries in $bin/"
+echo "  console: http://127.0.0.1:7802/console (sign in with the admin token $HOOKBUS_ADMIN_TOKEN)"
 echo "  metrics: producer http://127.0.0.1:7801/metrics, router http://127.0.0.1:7802/metrics,"
 echo "           deliverers http://127.0.0.1:7803/metrics http://127.0.0.1:7804/metrics; logs in $logs/"
 echo "  note: the demo runs with HOOKBUS_ALLOW_HTTP=true and HOOKBUS_ALLOW_PRIVATE_TARGETS=true for its"

@@ -124,18 +124,23 @@ pub fn add_bearer_scheme(openapi: &mut utoipa::openapi::OpenApi) {
 #[derive(Clone)]
 pub struct BearerToken(pub Arc<str>);
 
+/// What `Authorization: {scheme} <credentials>` carries; empty when the header is missing
+/// or has another scheme.
+pub fn credentials<'a>(headers: &'a axum::http::HeaderMap, scheme: &str) -> &'a str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix(scheme)?.strip_prefix(' '))
+        .unwrap_or("")
+}
+
 /// Middleware: refuses a request whose `Authorization: Bearer` token is missing or wrong.
 pub async fn require_bearer(
     State(token): State<BearerToken>,
     req: Request,
     next: Next,
 ) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = credentials(req.headers(), "Bearer");
     if bool::from(given.as_bytes().ct_eq(token.0.as_bytes())) && !token.0.is_empty() {
         next.run(req).await
     } else {

@@ -3,7 +3,9 @@
 //!
 //! - [`consume`]: consume → decide → publish → settle, with the connection supervisor.
 //! - [`plan`]: the pure routing decision.
-//! - [`api`]: Logto's hooks API and dead letters, under `/api/hooks`.
+//! - [`api`]: Logto's hooks API and dead letters, under `/api/hooks`, and the portal's API.
+//! - [`console`]: the web console at `/console` and the portal page at `/portal/:token`.
+//! - [`portal`]: signed, expiring portal links, each scoped to one hook.
 //! - [`dead_letters`]: listing and replaying dead letters (API and command line).
 //! - [`deleted_queues`]: removing a deleted hook's queues, crash-safe.
 //! - [`lease`]: the promise that this router routes by the current configuration, so that
@@ -11,6 +13,7 @@
 //! - [`run`]: the `router` process: routing, admin API, `/healthz`, `/readyz`, `/metrics`.
 
 pub mod api;
+pub mod console;
 pub mod consume;
 pub mod dead_letters;
 pub mod deleted_queues;
@@ -18,6 +21,7 @@ pub mod depths;
 pub mod lease;
 pub mod metrics;
 pub mod plan;
+pub mod portal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +71,8 @@ pub struct Config {
     /// stopped answering.
     #[arg(long, env = "HOOKBUS_ROUTER_LEASE", default_value = "3s", value_parser = parse_duration)]
     pub lease: Duration,
+    #[command(flatten)]
+    pub console: console::ConsoleConfig,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -239,8 +245,14 @@ pub async fn run(
             config.attempt_timeout,
             4096,
         ),
+        portal: portal::PortalKey::new(config.console.portal_secret.as_deref()),
     };
-    let app = ops::routes(metrics.registry.clone(), readiness).merge(api::routes(admin, token));
+    if config.console.portal_secret.is_none() {
+        tracing::info!("HOOKBUS_PORTAL_SECRET is not set: portal links work until this router stops, on this router only");
+    }
+    let app = ops::routes(metrics.registry.clone(), readiness)
+        .merge(api::routes(admin, token))
+        .merge(console::routes(&config.console));
     tracing::info!(addr = %listener.local_addr()?, "router listening");
     ops::serve_during(listener, app, routing).await?;
     tasks.close();

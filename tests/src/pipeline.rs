@@ -142,6 +142,7 @@ pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
         attempt_timeout: Duration::from_secs(2),
         drain_deadline: Duration::from_secs(10),
         lease: Duration::from_secs(3),
+        console: Default::default(),
         command: None,
     };
     spawn("router", move |l, s| hookbus_router::run(config, l, s)).await

@@ -99,6 +99,7 @@ struct Script {
     default_status: Option<u16>,
     delay: Duration,
     extra_headers: Vec<(String, String)>,
+    body: String,
 }
 
 #[derive(Clone, Default)]
@@ -147,6 +148,11 @@ impl Receiver {
 
     pub fn set_delay(&self, delay: Duration) {
         self.shared.script.lock().unwrap().delay = delay;
+    }
+
+    /// The body of every answer from now on (empty by default).
+    pub fn set_body(&self, body: &str) {
+        self.shared.script.lock().unwrap().body = body.into();
     }
 
     pub fn add_response_header(&self, name: &str, value: &str) {
@@ -203,11 +209,10 @@ impl Drop for Receiver {
     }
 }
 
-async fn record_root(
-    state: State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, HeaderMap) {
+/// A scripted answer: status, extra headers, body.
+type Answer = (StatusCode, HeaderMap, String);
+
+async fn record_root(state: State<Shared>, headers: HeaderMap, body: Bytes) -> Answer {
     answer(state.0, String::new(), headers, body).await
 }
 
@@ -216,24 +221,24 @@ async fn record(
     Path(path): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, HeaderMap) {
+) -> Answer {
     answer(state.0, path, headers, body).await
 }
 
-async fn answer(
-    shared: Shared,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, HeaderMap) {
-    let (status, delay, extra) = {
+async fn answer(shared: Shared, path: String, headers: HeaderMap, body: Bytes) -> Answer {
+    let (status, delay, extra, answer_body) = {
         let mut script = shared.script.lock().unwrap();
         let status = script
             .statuses
             .pop_front()
             .or(script.default_status)
             .unwrap_or(204);
-        (status, script.delay, script.extra_headers.clone())
+        (
+            status,
+            script.delay,
+            script.extra_headers.clone(),
+            script.body.clone(),
+        )
     };
     shared.received.lock().unwrap().push(Received {
         path,
@@ -252,5 +257,5 @@ async fn answer(
             v.parse().unwrap(),
         );
     }
-    (StatusCode::from_u16(status).unwrap(), out)
+    (StatusCode::from_u16(status).unwrap(), out, answer_body)
 }

@@ -1590,6 +1590,10 @@ fn the_demo_report_gives_what_the_readme_examples_need() {
         let url = format!("http://127.0.0.1:{port}/metrics");
         assert!(report.contains(&url), "{url} is not in the report");
     }
+    assert!(
+        report.contains("http://127.0.0.1:7802/console"),
+        "the report does not give the console's URL"
+    );
     for var in ["HOOKBUS_ALLOW_HTTP", "HOOKBUS_ALLOW_PRIVATE_TARGETS"] {
         assert!(
             report.contains(var),

@@ -10,25 +10,13 @@ use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use hookbus_contracts::broker;
 use hookbus_contracts::http::ApiError;
-use hookbus_contracts::HookId;
 use lapin::Connection;
 use serde_json::{json, Value};
 
 use hookbus_contracts::http::ErrorBody;
 
-use super::{hook_id, invalid, not_found, store_unavailable, Page, Shared};
+use super::{invalid, load_hook, Page, Shared};
 use crate::dead_letters::{self, DeadLetter, Parked, ReplayFilter};
-
-async fn existing(state: &Shared, id: &str) -> Result<HookId, ApiError> {
-    let hook = hook_id(id)?;
-    state
-        .store
-        .get(&hook)
-        .await
-        .map_err(store_unavailable)?
-        .ok_or_else(|| not_found(id))?;
-    Ok(hook)
-}
 
 fn broker_error(err: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %err, "dead letters unavailable");
@@ -84,7 +72,7 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
     uri: Uri,
 ) -> Result<(HeaderMap, Json<Vec<DeadLetter>>), ApiError> {
-    let hook = existing(&state, &id).await?;
+    let hook = load_hook(&state, &id).await?.id;
     list_parked(&state, Parked::Hook(hook), page_of(&query)?, &uri).await
 }
 
@@ -98,7 +86,7 @@ pub async fn replay(
     body: Result<Json<ReplayFilter>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(filter) = body.map_err(|e| invalid(e.body_text()))?;
-    let hook = existing(&state, &id).await?;
+    let hook = load_hook(&state, &id).await?.id;
     replay_parked(&state, Parked::Hook(hook), &filter).await
 }
 

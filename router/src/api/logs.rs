@@ -12,7 +12,7 @@ use hookbus_contracts::payload::now_ms;
 
 use hookbus_contracts::http::ErrorBody;
 
-use super::{hook_id, invalid, not_found, store_unavailable, Page, Shared};
+use super::{invalid, load_hook, store_unavailable, Page, Shared};
 
 #[utoipa::path(get, path = "/api/hooks/{id}/recent-logs", tag = "hooks",
     params(("id" = String, Path), ("page" = Option<usize>, Query, description = "Page number, from 1"),
@@ -28,13 +28,7 @@ pub async fn recent(
     Query(query): Query<HashMap<String, String>>,
     uri: Uri,
 ) -> Result<(HeaderMap, Json<Vec<LogRecord>>), ApiError> {
-    let hook = hook_id(&id)?;
-    state
-        .store
-        .get(&hook)
-        .await
-        .map_err(store_unavailable)?
-        .ok_or_else(|| not_found(&id))?;
+    let hook = load_hook(&state, &id).await?.id;
     let page = Page::from_query(&query)?.unwrap_or(Page {
         number: 1,
         size: Page::DEFAULT_SIZE,

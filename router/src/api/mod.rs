@@ -7,12 +7,15 @@
 //! - [`logs`]: `recent-logs`; [`testing`]: `POST /api/hooks/:id/test`.
 //! - [`dead_letters`]: list and replay a hook's dead letters.
 //! - [`store`]: restore or accept a hook store that came back empty or older.
-//! - [`openapi`]: the document of all of the above, at `GET /api/openapi.json`.
+//! - [`portal`]: mint portal links, and the portal's API: the routes of one hook under
+//!   `/api/portal/hooks/:id`, for the holder of a link to that hook instead of the token.
+//! - [`openapi`]: the document of the admin routes, at `GET /api/openapi.json`.
 
 mod dead_letters;
 mod hooks;
 mod logs;
 pub mod openapi;
+mod portal;
 mod store;
 mod testing;
 
@@ -29,8 +32,10 @@ use hookbus_contracts::logs::DeliveryLogs;
 use hookbus_contracts::store::{HookCache, HookStore, StoreError, UpdateError};
 use hookbus_contracts::target::TargetPolicy;
 use hookbus_contracts::topology::Topology;
-use hookbus_contracts::HookId;
+use hookbus_contracts::{Hook, HookId};
 use hookbus_deliverer::attempt::Sender;
+
+use crate::portal::PortalKey;
 
 /// What the admin API needs, shared by its handlers.
 pub struct AdminState {
@@ -49,12 +54,17 @@ pub struct AdminState {
     pub lease: Duration,
     /// Sends `POST /test` payloads, through the same guarded client as deliveries.
     pub sender: Sender,
+    /// Signs and checks portal links.
+    pub portal: PortalKey,
 }
 
 pub type Shared = Arc<AdminState>;
 
 /// The admin routes; `token: None` (only with `HOOKBUS_ADMIN_OPEN=true`) serves them open.
+/// The portal's routes are the same handlers for one hook, behind a portal link instead of
+/// the token (open admin or not).
 pub fn routes(state: AdminState, token: Option<Arc<str>>) -> Router {
+    let state = Arc::new(state);
     let api = Router::new()
         .route("/api/hooks", get(hooks::list).post(hooks::create))
         .route(
@@ -78,12 +88,27 @@ pub fn routes(state: AdminState, token: Option<Arc<str>>) -> Router {
         )
         .route("/api/hook-store/restore", post(store::restore))
         .route("/api/hook-store/accept", post(store::accept))
-        .with_state(Arc::new(state));
+        .route("/api/hooks/{id}/portal-links", post(portal::mint))
+        .with_state(state.clone());
     let api = match token {
         Some(token) => api.route_layer(from_fn_with_state(BearerToken(token), require_bearer)),
         None => api,
     };
-    api.route(
+    let portal = Router::new()
+        .route("/api/portal/hooks/{id}", get(hooks::get_one))
+        .route("/api/portal/hooks/{id}/recent-logs", get(logs::recent))
+        .route("/api/portal/hooks/{id}/test", post(portal::test))
+        .route(
+            "/api/portal/hooks/{id}/dead-letters",
+            get(dead_letters::list),
+        )
+        .route(
+            "/api/portal/hooks/{id}/dead-letters/replay",
+            post(dead_letters::replay),
+        )
+        .route_layer(from_fn_with_state(state.clone(), portal::require_portal))
+        .with_state(state);
+    api.merge(portal).route(
         "/api/openapi.json",
         get(|| async { axum::Json(<openapi::AdminApi as utoipa::OpenApi>::openapi()) }),
     )
@@ -174,6 +199,16 @@ fn update_error(id: &str, err: UpdateError<ApiError>) -> ApiError {
 /// A hook id from the path; one that cannot exist is simply not found.
 fn hook_id(id: &str) -> Result<HookId, ApiError> {
     HookId::parse(id).ok_or_else(|| not_found(id))
+}
+
+/// The hook the path names, or Logto's 404.
+async fn load_hook(state: &AdminState, id: &str) -> Result<Hook, ApiError> {
+    state
+        .store
+        .get(&hook_id(id)?)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or_else(|| not_found(id))
 }
 
 /// Logto's truthy query values (`includeExecutionStats=true|1|yes`).

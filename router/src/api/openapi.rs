@@ -7,14 +7,14 @@ use hookbus_contracts::logs::{ExecutionStats, HookRequest, LogPayload, LogRecord
 use hookbus_contracts::Hook;
 use utoipa::{Modify, OpenApi};
 
-use super::{dead_letters, hooks, logs, store, testing};
+use super::{dead_letters, hooks, logs, portal, store, testing};
 use crate::dead_letters::{DeadLetter, ReplayFilter};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "hookbus admin API",
-        description = "Logto's hooks Management API, plus dead letters. Every route needs `Authorization: Bearer $HOOKBUS_ADMIN_TOKEN`."
+        description = "Logto's hooks Management API, plus dead letters and portal links. Every route needs `Authorization: Bearer $HOOKBUS_ADMIN_TOKEN`."
     ),
     paths(
         hooks::list,
@@ -30,7 +30,8 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         dead_letters::list_events,
         dead_letters::replay_events,
         store::restore,
-        store::accept
+        store::accept,
+        portal::mint
     ),
     components(schemas(
         Hook,
@@ -45,7 +46,9 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         ErrorBody,
         DeadLetter,
         ReplayFilter,
-        testing::TestRequest
+        testing::TestRequest,
+        portal::PortalLinkRequest,
+        portal::PortalLink
     )),
     modifiers(&BearerToken),
     security(("bearer" = []))

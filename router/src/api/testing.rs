@@ -9,7 +9,7 @@ use axum::Json;
 use hookbus_contracts::hook::{validate_config, HookConfig};
 use hookbus_contracts::http::ApiError;
 use hookbus_contracts::payload::{now_ms, Payload};
-use hookbus_contracts::{Delivery, Event, EventKind, EventName};
+use hookbus_contracts::{Delivery, Event, EventKind, EventName, Hook};
 use hookbus_deliverer::attempt::prepare;
 use hookbus_deliverer::outcome::AttemptResult;
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use serde_json::json;
 
 use hookbus_contracts::http::ErrorBody;
 
-use super::{hook_id, invalid, not_found, store_unavailable, Shared};
+use super::{invalid, load_hook, Shared};
 
 /// What to test: a payload per event, sent to `config` (not to the hook's own endpoint),
 /// signed with the hook's key.
@@ -43,17 +43,24 @@ pub async fn test(
     body: Result<Json<TestRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(request) = body.map_err(|e| invalid(e.body_text()))?;
-    let hook = state
-        .store
-        .get(&hook_id(&id)?)
-        .await
-        .map_err(store_unavailable)?
-        .ok_or_else(|| not_found(&id))?;
+    let hook = load_hook(&state, &id).await?;
     validate_config(&request.config, &state.policy)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    send_tests(&state, &hook, request.events, request.config).await
+}
+
+/// Sends a test payload of each of `events` to `config`, signed with `hook`'s key; stops at
+/// the first answer that is not 2xx. Shared by the admin route and the portal's, which may
+/// only test the hook's own endpoint.
+pub(super) async fn send_tests(
+    state: &Shared,
+    hook: &Hook,
+    events: Vec<EventName>,
+    config: HookConfig,
+) -> Result<StatusCode, ApiError> {
     let mut probe = hook.clone();
-    probe.config = request.config;
-    for event in request.events {
+    probe.config = config;
+    for event in events {
         let delivery = Delivery::new(hook.id.clone(), Event::new(event, test_payload(event)));
         let sent = state
             .sender
