@@ -270,16 +270,14 @@ impl Pipeline {
 
     /// `POST /api/hooks` on the router; returns the status and the body.
     pub async fn post_hook(&self, body: Value) -> (u16, Value) {
-        let res = self
-            .http
-            .post(format!("http://{}/api/hooks", self.router.addr))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("router answers");
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
+        admin(
+            &self.http,
+            self.router.addr,
+            reqwest::Method::POST,
+            "/api/hooks",
+            Some(body),
+        )
+        .await
     }
 
     /// Creates a hook and waits until the deliverers consume its queue.
@@ -345,6 +343,26 @@ impl Pipeline {
         self.router.stop().await;
         cleanup_on(&servers, &prefix, &schedule).await;
     }
+}
+
+/// One admin API call with the test token on the router at `addr`: the status and the body
+/// (`null` when it is not JSON).
+pub async fn admin(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("router answers");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
 }
 
 pub async fn ingest_raw(

@@ -25,15 +25,8 @@ async fn patch_hook(
     id: &HookId,
     body: Value,
 ) -> (u16, Value) {
-    let res = http
-        .patch(format!("http://{router}/api/hooks/{id}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("router answers");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let path = format!("/api/hooks/{id}");
+    pipeline::admin(http, router, reqwest::Method::PATCH, &path, Some(body)).await
 }
 
 /// Waits until the metric at `addr` reaches at least `n`.
@@ -681,17 +674,15 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     assert!(requeued <= 5.0, "requeued {requeued} times in a second");
     let dead = p.topology().events_dead_queue();
     wait_depth(&dead, 1, WAIT).await;
-    let api = |path: &str| format!("http://{}/api/events/dead-letters{path}", p.router.addr);
-    let listed: Value = p
-        .http
-        .get(api(""))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events_dead = |method: reqwest::Method, path: &'static str| {
+        let (http, addr) = (p.http.clone(), p.router.addr);
+        async move {
+            let path = format!("/api/events/dead-letters{path}");
+            let body = (method == reqwest::Method::POST).then(|| json!({}));
+            pipeline::admin(&http, addr, method, &path, body).await
+        }
+    };
+    let (_, listed) = events_dead(reqwest::Method::GET, "").await;
     let reason = listed[0]["reason"].as_str().unwrap();
     assert!(reason.contains("could not be routed"), "{listed}");
     assert_eq!(listed[0]["event"], "User.Created");
@@ -700,17 +691,7 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     drop(_policy);
     let deadline = tokio::time::Instant::now() + WAIT;
     let replayed = loop {
-        let res: Value = p
-            .http
-            .post(api("/replay"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, res) = events_dead(reqwest::Method::POST, "/replay").await;
         if receiver.wait_for(1, ms(500)).await.len() == 1 {
             break res;
         }
