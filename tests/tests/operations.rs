@@ -254,17 +254,14 @@ async fn a_clean_shutdown_and_a_replay_log_no_error_and_no_colour_codes() {
         .unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     p.wait_ready(addr).await;
-    let replayed: serde_json::Value = p
-        .http
-        .post(format!("http://{addr}/api/hooks/{id}/dead-letters/replay"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"events": ["PostSignIn"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, replayed) = pipeline::admin(
+        &p.http,
+        addr,
+        reqwest::Method::POST,
+        &format!("/api/hooks/{id}/dead-letters/replay"),
+        Some(json!({"events": ["PostSignIn"]})),
+    )
+    .await;
     assert_eq!(replayed, json!({"replayed": 1}));
     receiver.wait_for(delivered + 1, WAIT).await;
     let pid = router.id().unwrap().to_string();

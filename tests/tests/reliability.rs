@@ -718,34 +718,16 @@ async fn attempts_that_finish_during_the_drain_are_logged_and_counted() {
     receiver.wait_for(1, WAIT).await;
     // SIGTERM (the shutdown token) mid-attempt: the drain lets it finish.
     p.deliverers.pop().unwrap().stop().await;
-    let res = p
-        .http
-        .get(format!(
-            "http://{}/api/hooks/{id}?includeExecutionStats=true",
-            p.router.addr
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let shown: Value = res.json().await.unwrap();
+    let get = |path: String| {
+        let (http, addr) = (p.http.clone(), p.router.addr);
+        async move { pipeline::admin(&http, addr, reqwest::Method::GET, &path, None).await }
+    };
+    let (_, shown) = get(format!("/api/hooks/{id}?includeExecutionStats=true")).await;
     assert_eq!(
         shown["executionStats"]["requestCount"], 1,
         "the attempt that finished during the drain was not counted: {shown}"
     );
-    let logs: Value = p
-        .http
-        .get(format!(
-            "http://{}/api/hooks/{id}/recent-logs",
-            p.router.addr
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, logs) = get(format!("/api/hooks/{id}/recent-logs")).await;
     assert_eq!(logs.as_array().map(Vec::len), Some(1), "not logged: {logs}");
     p.stop().await;
 }
