@@ -47,7 +47,7 @@ impl QueueType {
 }
 
 pub async fn connect(name: &str) -> Result<Connection> {
-    Ok(hookbus_contracts::broker::connect(AMQP_URL, name).await?)
+    Ok(hookbus_runtime::broker::connect(AMQP_URL, name).await?)
 }
 
 /// A channel in confirm mode, for publishing.

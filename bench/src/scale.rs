@@ -17,9 +17,10 @@ use anyhow::{anyhow, Result};
 use futures::{StreamExt, TryStreamExt};
 use hookbus_contracts::hook::HookInput;
 use hookbus_contracts::keys::RedisKeys;
-use hookbus_contracts::store::{HookSnapshot, HookStore};
+use hookbus_contracts::snapshot::HookSnapshot;
 use hookbus_contracts::{Hook, HookId};
 use hookbus_producer::Publisher;
+use hookbus_runtime::store::HookStore;
 use hookbus_tests::pipeline::{self, metric, unique_prefix, AMQP_URL, REDIS_URL};
 use serde_json::json;
 

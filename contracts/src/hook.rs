@@ -6,12 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::EventName;
 use crate::ids::{HookId, SigningKey};
 use crate::payload::now_ms;
+use crate::signature;
 use crate::target::{TargetError, TargetPolicy};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -191,10 +192,10 @@ impl HookError {
 
 /// Headers the delivery sets itself; a custom header must not replace a signature.
 const RESERVED_HEADERS: &[&str] = &[
-    "logto-signature-sha-256",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
+    signature::LOGTO_SIGNATURE_HEADER,
+    signature::WEBHOOK_ID_HEADER,
+    signature::WEBHOOK_TIMESTAMP_HEADER,
+    signature::WEBHOOK_SIGNATURE_HEADER,
     "content-type",
     "content-length",
     "host",

@@ -1,30 +1,30 @@
-//! hookbus-contracts: what the producer, router and deliverer agree on.
+//! hookbus-contracts: what the producer, router and deliverer agree on, as pure data and
+//! pure decisions (no async runtime, no broker, Redis or HTTP stack: every process and the
+//! SDK can depend on it, and every rule in it is unit-tested).
 //!
 //! - [`catalogue`]: the event names (data, one place).
 //! - [`ids`]: `EventId`, `HookId`, `SigningKey` as types.
 //! - [`event`], [`delivery`]: the wire messages; [`wire`]: their version envelope.
-//! - [`payload`]: Logto payload order and rendering; [`signature`]: both signature schemes.
-//! - [`hook`]: the hook model, Logto's matching rule, validation; [`target`]: the SSRF guard.
-//! - [`topology`]: AMQP names and declarations; [`keys`]: Redis keys.
-//! - [`broker`]: confirmed publishing; [`backoff`]: waiting after a refused step; [`store`]: hooks in Redis and the routing cache;
-//!   [`logs`]: delivery logs and execution stats.
-//! - [`config`], [`ops`], [`http`]: settings, `/healthz` `/readyz` `/metrics`, API conventions.
+//! - [`payload`]: Logto payload order and rendering; [`signature`]: both signature schemes
+//!   and every signature header name.
+//! - [`hook`]: the hook model, Logto's matching rule, validation; [`target`]: the SSRF rule.
+//! - [`snapshot`]: the hooks indexed for routing, and when a store's answer replaces them.
+//! - [`topology`]: AMQP names and dead-letter headers; [`keys`]: Redis keys;
+//!   [`metric_names`]: every exported metric's name.
+//! - [`backoff`]: waiting after a refused step; [`logs`]: delivery log records.
 
 pub mod backoff;
-pub mod broker;
 pub mod catalogue;
-pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod hook;
-pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod logs;
-pub mod ops;
+pub mod metric_names;
 pub mod payload;
 pub mod signature;
-pub mod store;
+pub mod snapshot;
 pub mod target;
 pub mod topology;
 pub mod wire;

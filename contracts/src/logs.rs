@@ -1,29 +1,18 @@
-//! Delivery logs and execution stats, in Redis, for Logto's `recent-logs` and
-//! `executionStats`.
-//!
-//! One record per attempt goes into the hook's sorted set, scored by time; each write trims
-//! the set to the last 24 hours and to [`LOGS_PER_HOOK`] records, and bodies are cut to a
-//! bound, so one hook's logs stay bounded whatever its traffic. Stats are counters in
-//! hourly hashes that expire after a day: `executionStats` sums 24 small hashes instead of
-//! scanning records.
+//! Delivery logs and execution stats as Logto's `recent-logs` and `executionStats` show
+//! them: the records and their bounds (the Redis side is the runtime crate's `logs`).
+//! Every process that writes or reads logs agrees on these shapes and bounds.
 
-use std::collections::HashMap;
-
-use deadpool_redis::redis::{self, AsyncCommands};
-use deadpool_redis::Pool;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::ids::HookId;
-use crate::keys::RedisKeys;
-use crate::store::StoreError;
 
 pub const LOGS_PER_HOOK: isize = 500;
 pub const LOG_WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// A request body larger than this is logged as a truncated string.
 pub const MAX_LOGGED_REQUEST_BYTES: usize = 16 * 1024;
 pub const MAX_LOGGED_RESPONSE_BYTES: usize = 4 * 1024;
-const HOUR_MS: i64 = 3600 * 1000;
+pub const HOUR_MS: i64 = 3600 * 1000;
 
 /// One attempt, in Logto's log shape (plus hookbus's `webhookId`, `attempt`, `durationMs`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -113,135 +102,6 @@ pub struct LogQuery {
     pub log_key: Option<String>,
     pub offset: usize,
     pub limit: usize,
-}
-
-#[derive(Clone)]
-pub struct DeliveryLogs {
-    pool: Pool,
-    keys: RedisKeys,
-}
-
-impl DeliveryLogs {
-    pub fn new(pool: Pool, keys: RedisKeys) -> DeliveryLogs {
-        DeliveryLogs { pool, keys }
-    }
-
-    /// Stores attempts' records (given oldest first) and counts them, in one round trip. Per
-    /// hook of the batch:
-    /// one `ZADD` of all its records, one trim by age and by count, one expiry, and its
-    /// counters added up per hour, so the commands grow with the hooks in a batch, not with
-    /// its records. A success also ends its hook's failing streak (see
-    /// [`crate::store::HookStore::failing_since`]).
-    pub async fn record_all(&self, records: &[LogRecord]) -> Result<(), StoreError> {
-        let mut by_hook: HashMap<&HookId, Vec<&LogRecord>> = HashMap::new();
-        for record in records {
-            by_hook
-                .entry(&record.payload.hook_id)
-                .or_default()
-                .push(record);
-        }
-        let mut pipe = redis::pipe();
-        for (hook, records) in by_hook {
-            let logs = self.keys.logs(hook);
-            // Only the newest `LOGS_PER_HOOK` of a busy hook's batch would survive the trim:
-            // the older ones are counted in the stats but never written.
-            let kept = records.len().saturating_sub(LOGS_PER_HOOK as usize);
-            let members: Vec<(i64, String)> = records[kept..]
-                .iter()
-                .map(|r| {
-                    (
-                        r.created_at,
-                        serde_json::to_string(r).expect("a log record always serializes"),
-                    )
-                })
-                .collect();
-            let newest = members.iter().map(|(at, _)| *at).max().unwrap_or_default();
-            pipe.zadd_multiple(&logs, &members)
-                .ignore()
-                .zrembyscore(&logs, "-inf", newest - LOG_WINDOW_MS)
-                .ignore()
-                .zremrangebyrank(&logs, 0, -(LOGS_PER_HOOK + 1))
-                .ignore()
-                .pexpire(&logs, LOG_WINDOW_MS + HOUR_MS)
-                .ignore();
-            let mut hours: HashMap<i64, (i64, i64)> = HashMap::new();
-            for r in &records {
-                let counts = hours.entry(r.created_at.div_euclid(HOUR_MS)).or_default();
-                counts.0 += 1;
-                counts.1 += i64::from(r.is_success());
-            }
-            for (hour, (requests, successes)) in hours {
-                let stats = self.keys.stats(hook, hour);
-                pipe.hincr(&stats, "requests", requests).ignore();
-                if successes > 0 {
-                    pipe.hincr(&stats, "successes", successes).ignore();
-                }
-                pipe.pexpire(&stats, LOG_WINDOW_MS + HOUR_MS).ignore();
-            }
-            if records.iter().any(|r| r.is_success()) {
-                pipe.del(self.keys.failing_since(hook)).ignore();
-            }
-        }
-        let mut conn = self.pool.get().await?;
-        pipe.query_async::<()>(&mut *conn).await?;
-        Ok(())
-    }
-
-    /// Records of a hook in the query's window, newest first, and how many matched.
-    pub async fn recent(
-        &self,
-        hook: &HookId,
-        query: &LogQuery,
-    ) -> Result<(Vec<LogRecord>, usize), StoreError> {
-        let mut conn = self.pool.get().await?;
-        let raw: Vec<String> = conn
-            .zrevrangebyscore(self.keys.logs(hook), query.end_ms, query.start_ms)
-            .await?;
-        let matching: Vec<LogRecord> = raw
-            .iter()
-            .filter_map(|r| serde_json::from_str::<LogRecord>(r).ok())
-            .filter(|r| query.log_key.as_ref().is_none_or(|k| &r.key == k))
-            .collect();
-        let total = matching.len();
-        Ok((
-            matching
-                .into_iter()
-                .skip(query.offset)
-                .take(query.limit)
-                .collect(),
-            total,
-        ))
-    }
-
-    /// Requests and successes of each hook over the last 24 hourly buckets.
-    pub async fn stats(
-        &self,
-        hooks: &[HookId],
-        now_ms: i64,
-    ) -> Result<Vec<ExecutionStats>, StoreError> {
-        if hooks.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.pool.get().await?;
-        let hour = now_ms.div_euclid(HOUR_MS);
-        let mut pipe = redis::pipe();
-        for hook in hooks {
-            for h in hour - 23..=hour {
-                pipe.cmd("HMGET")
-                    .arg(self.keys.stats(hook, h))
-                    .arg("requests")
-                    .arg("successes");
-            }
-        }
-        let buckets: Vec<(Option<u64>, Option<u64>)> = pipe.query_async(&mut *conn).await?;
-        Ok(buckets
-            .chunks(24)
-            .map(|hours| ExecutionStats {
-                request_count: hours.iter().map(|(r, _)| r.unwrap_or(0)).sum(),
-                success_count: hours.iter().map(|(_, s)| s.unwrap_or(0)).sum(),
-            })
-            .collect())
-    }
 }
 
 #[cfg(test)]

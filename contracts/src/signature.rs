@@ -14,6 +14,12 @@ use sha2::Sha256;
 use crate::ids::SigningKey;
 
 pub const LOGTO_SIGNATURE_HEADER: &str = "logto-signature-sha-256";
+/// Standard Webhooks: the event id, the same on every attempt (receivers dedupe on it).
+pub const WEBHOOK_ID_HEADER: &str = "webhook-id";
+/// Standard Webhooks: the signing time, in epoch seconds.
+pub const WEBHOOK_TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// Standard Webhooks: space-separated `v1,<base64>` signatures.
+pub const WEBHOOK_SIGNATURE_HEADER: &str = "webhook-signature";
 
 fn mac(key: &SigningKey) -> Hmac<Sha256> {
     Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).expect("HMAC takes any key length")

@@ -13,16 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use hookbus_contracts::broker;
-use hookbus_contracts::ops::BrokerFlags;
 use hookbus_contracts::HookId;
+use hookbus_runtime::broker;
+use hookbus_runtime::declare::Declare;
+use hookbus_runtime::health::BrokerFlags;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{depths, process, DeliverCtx};
+use crate::deliver::process;
+use crate::{depths, DeliverCtx};
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -39,17 +41,11 @@ pub async fn supervise(
     flags: BrokerFlags,
     shutdown: CancellationToken,
 ) {
-    while let Some(conn) = broker::connect_until(&amqp_url, "hookbus-deliverer", &shutdown).await {
-        flags.connected.set(true);
-        let result = session(&conn, &ctx, &flags, &shutdown).await;
-        flags.down();
-        let _ = conn.close(200, "deliverer session over".into()).await;
-        match result {
-            Ok(()) => return,
-            Err(err) => tracing::warn!(error = %err, "deliverer lost RabbitMQ; reconnecting"),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    broker::supervise(&amqp_url, "hookbus-deliverer", &flags, &shutdown, |conn| {
+        let (ctx, flags, shutdown) = (ctx.clone(), flags.clone(), shutdown.clone());
+        async move { session(&conn, &ctx, &flags, &shutdown).await }
+    })
+    .await;
 }
 
 struct Running {

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hookbus_contracts::broker;
 use hookbus_contracts::HookId;
+use hookbus_runtime::broker;
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 

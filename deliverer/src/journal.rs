@@ -11,7 +11,8 @@
 
 use std::time::Duration;
 
-use hookbus_contracts::logs::{DeliveryLogs, LogRecord};
+use hookbus_contracts::logs::LogRecord;
+use hookbus_runtime::logs::DeliveryLogs;
 use prometheus::IntCounter;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

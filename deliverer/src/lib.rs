@@ -1,11 +1,12 @@
 //! hookbus deliverer: POSTs each delivery to its hook's endpoint, signed, and settles it.
 //!
-//! One message's path: [`consumers`] (consume a hook queue) → [`process`] → [`attempt`]
-//! (prepare, sign, send) → [`outcome`] (classify, decide under the retry policy) →
-//! [`settle`] (ack, or publish a retry or a dead letter, confirmed, then ack).
+//! One message's path: [`consumers`] (consume a hook queue) → [`deliver`] (decode, one
+//! attempt through `hookbus-send`: prepare, sign, send) → [`outcome`] (classify, decide
+//! under the retry policy, pure) → [`settle`] (ack, or publish a retry or a dead letter,
+//! confirmed, then ack). [`journal`] writes each attempt's log; [`depths`] exports backlogs.
 
-pub mod attempt;
 pub mod consumers;
+pub mod deliver;
 pub mod depths;
 pub mod journal;
 pub mod metrics;
@@ -15,23 +16,18 @@ pub mod settle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbus_contracts::config::{parse_duration, parse_schedule, CommonConfig, TargetConfig};
-use hookbus_contracts::logs::{self, DeliveryLogs, LogPayload, LogRecord, LoggedResponse};
-use hookbus_contracts::ops::{self, Readiness};
-use hookbus_contracts::payload::now_ms;
-use hookbus_contracts::store::{self, HookCache, HookStore, StoreError};
 use hookbus_contracts::topology::Topology;
-use hookbus_contracts::{Delivery, HookId};
-use lapin::message::Delivery as AmqpMessage;
-use lapin::Channel;
+use hookbus_runtime::config::{parse_duration, parse_schedule, CommonConfig, TargetConfig};
+use hookbus_runtime::health::Readiness;
+use hookbus_runtime::logs::DeliveryLogs;
+use hookbus_runtime::ops;
+use hookbus_runtime::store::{self, HookCache, HookStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
-use crate::attempt::{Prepared, Sent};
-use crate::outcome::{AttemptResult, Decision, DisableCause, Outcome, RetryPolicy};
+use crate::outcome::RetryPolicy;
 
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -52,7 +48,7 @@ pub struct Config {
     pub listen: String,
     /// Waits before each retry; `1s,2s,4s` means at most four attempts.
     #[arg(long, env = "HOOKBUS_RETRY_SCHEDULE", default_value = outcome::DEFAULT_SCHEDULE, value_parser = parse_schedule)]
-    pub retry_schedule: std::vec::Vec<Duration>,
+    pub retry_schedule: Vec<Duration>,
     /// Time limit of one attempt (connect, send, response).
     #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
@@ -85,7 +81,7 @@ pub struct DeliverCtx {
     pub topology: Topology,
     pub cache: HookCache,
     pub store: HookStore,
-    pub sender: attempt::Sender,
+    pub sender: hookbus_send::Sender,
     pub policy: RetryPolicy,
     pub per_hook_in_flight: u16,
     pub in_flight: Semaphore,
@@ -127,7 +123,7 @@ pub async fn run(
         topology: config.common.topology(),
         cache: cache.clone(),
         store,
-        sender: attempt::Sender::new(
+        sender: hookbus_send::Sender::new(
             config.targets.policy(),
             config.targets.egress_proxy.as_deref(),
             config.attempt_timeout,
@@ -143,7 +139,7 @@ pub async fn run(
         auto_disable_after: config.auto_disable_after,
         drain_deadline: config.drain_deadline,
     });
-    let flags = ops::BrokerFlags::register(&readiness);
+    let flags = hookbus_runtime::health::BrokerFlags::register(&readiness);
     let delivering = tokio::spawn({
         let (shutdown, amqp_url) = (shutdown.clone(), config.common.amqp_url.clone());
         async move {
@@ -172,159 +168,3 @@ pub async fn run(
 
 /// How long a stopping deliverer waits for its last delivery logs to be written.
 const JOURNAL_FLUSH: Duration = Duration::from_secs(10);
-
-/// One message from `hook`'s queue: attempt it and settle it.
-pub async fn process(ctx: &DeliverCtx, publish: &Channel, hook: &HookId, msg: AmqpMessage) {
-    let _permit = ctx
-        .in_flight
-        .acquire()
-        .await
-        .expect("the semaphore is never closed");
-    let delivery = match Delivery::decode(&msg.data) {
-        Ok(d) if d.hook_id == *hook => d,
-        // Sent to this endpoint it would be signed with the wrong hook's key.
-        Ok(d) => {
-            let reason = format!(
-                "a delivery for hook {} on the queue of hook {hook}",
-                d.hook_id
-            );
-            return settle::park_unreadable(ctx, publish, hook, msg, &reason).await;
-        }
-        Err(err) => {
-            return settle::park_unreadable(
-                ctx,
-                publish,
-                hook,
-                msg,
-                &format!("unreadable delivery: {err}"),
-            )
-            .await;
-        }
-    };
-    let age = (now_ms() - delivery.event.accepted_at_ms).max(0) as u64;
-    ctx.pickups.record(hook, Duration::from_millis(age));
-    let span = tracing::info_span!("delivery", event_id = %delivery.event.id, hook_id = %hook, attempt = delivery.attempts + 1);
-    async move {
-        let (delivery, decision) = attempt(ctx, delivery).await;
-        settle::settle(ctx, publish, msg, &delivery, decision).await;
-    }
-    .instrument(span)
-    .await
-}
-
-/// Makes one attempt and decides what follows; returns the delivery updated with it.
-async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decision) {
-    let Some(hook) = ctx.cache.snapshot().get(&delivery.hook_id).cloned() else {
-        let reason = "hook no longer exists".to_owned();
-        return (
-            delivery,
-            Decision::DeadLetter {
-                reason,
-                disable: None,
-            },
-        );
-    };
-    let now = now_ms();
-    let prepared = attempt::prepare(&delivery, &hook, now);
-    ctx.metrics.in_flight.inc();
-    let sent = ctx.sender.send(&prepared).await;
-    ctx.metrics.in_flight.dec();
-    ctx.metrics
-        .attempts
-        .with_label_values(&[sent.result.label()])
-        .inc();
-    ctx.metrics
-        .attempt_seconds
-        .observe(sent.duration.as_secs_f64());
-    let outcome = sent.result.classify();
-    delivery.attempts += 1;
-    delivery.first_attempt_at_ms.get_or_insert(now);
-    delivery.last_attempt_at_ms = Some(now);
-    match &outcome {
-        Outcome::Delivered => {
-            let latency = (now_ms() - delivery.event.accepted_at_ms).max(0) as f64 / 1000.0;
-            ctx.metrics.latency_seconds.observe(latency);
-            tracing::debug!(status = sent.result.label(), "delivered");
-        }
-        Outcome::Retryable { reason, .. } | Outcome::Permanent { reason } => {
-            tracing::info!(%reason, response = sent.response_body.as_deref().unwrap_or(""), "attempt failed");
-            delivery.last_error = Some(reason.clone());
-        }
-        Outcome::Gone => delivery.last_error = Some("HTTP 410 Gone".into()),
-    }
-    ctx.journal
-        .record(log_record(&delivery, &prepared, &sent, &outcome, now));
-    let decision = match failing_too_long(ctx, &delivery.hook_id, &outcome, now).await {
-        Some(reason) => Decision::DeadLetter {
-            reason,
-            disable: Some(DisableCause::FailingTooLong),
-        },
-        None => ctx.policy.decide(&outcome, delivery.attempts),
-    };
-    (delivery, decision)
-}
-
-/// After a failure: the auto-disable reason if the hook's endpoint has now failed, without
-/// a success, for longer than the configured window. Redis trouble never disables a hook.
-async fn failing_too_long(
-    ctx: &DeliverCtx,
-    hook: &HookId,
-    outcome: &Outcome,
-    now: i64,
-) -> Option<String> {
-    if *outcome == Outcome::Delivered {
-        return None;
-    }
-    let window = ctx.auto_disable_after;
-    let since = ctx.store.failing_since(hook, now, window * 2).await.ok()?;
-    (now - since > window.as_millis() as i64).then(|| {
-        format!(
-            "failing for more than {}: hook disabled",
-            humantime::format_duration(window)
-        )
-    })
-}
-
-/// The attempt as Logto logs it (`TriggerHook.<event>`), for `recent-logs`.
-fn log_record(
-    delivery: &Delivery,
-    prepared: &Prepared,
-    sent: &Sent,
-    outcome: &Outcome,
-    now: i64,
-) -> LogRecord {
-    let key = format!("TriggerHook.{}", delivery.event.name);
-    let response = match (&sent.result, &sent.response_body) {
-        (AttemptResult::Status { code, .. }, body) => Some(LoggedResponse {
-            status_code: *code,
-            body: logs::logged_response(body.as_deref().unwrap_or("")),
-        }),
-        (AttemptResult::Failed(_), _) => None,
-    };
-    LogRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        key: key.clone(),
-        payload: LogPayload {
-            key,
-            result: if *outcome == Outcome::Delivered {
-                "Success"
-            } else {
-                "Error"
-            }
-            .into(),
-            hook_id: delivery.hook_id.clone(),
-            hook_request: logs::HookRequest {
-                body: logs::logged_body(&prepared.body),
-            },
-            response,
-            error: delivery
-                .last_error
-                .clone()
-                .filter(|_| *outcome != Outcome::Delivered),
-            webhook_id: delivery.event.id.to_string(),
-            attempt: delivery.attempts,
-            duration_ms: sent.duration.as_millis() as u64,
-        },
-        created_at: now,
-    }
-}

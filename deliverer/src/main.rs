@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use hookbus_contracts::ops;
+use hookbus_runtime::ops;
 
 // The services allocate small, short-lived buffers per message, which mimalloc serves
 // faster than glibc: about 12 % more one-hook throughput, for more resident memory (both

@@ -2,11 +2,9 @@
 //! bounded: outcomes, result classes and tiers; per-hook gauges only for a bounded set of
 //! hooks (see `depths`); never an event id.
 
-use prometheus::core::Collector;
-use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
+use hookbus_contracts::metric_names as name;
+use hookbus_runtime::metrics::Registrar;
+use prometheus::{GaugeVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 use crate::outcome::DisableCause;
 
@@ -39,35 +37,9 @@ pub struct Metrics {
     pub dead_letters: IntGaugeVec,
 }
 
-fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
-    registry
-        .register(Box::new(collector.clone()))
-        .expect("unique metric");
-    collector
-}
-
-fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
-    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-        .expect("valid metric")
-}
-
 impl Metrics {
     pub fn new() -> Metrics {
-        let r = Registry::new();
-        let counters = |name: &str, help: &str, label: &str| {
-            register(
-                &r,
-                IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric"),
-            )
-        };
-        let gauges = |name: &str, help: &str, label: &str| {
-            register(
-                &r,
-                IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric"),
-            )
-        };
-        let gauge =
-            |name: &str, help: &str| register(&r, IntGauge::new(name, help).expect("valid metric"));
+        let r = Registrar::default();
         let attempt_buckets = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
@@ -76,74 +48,58 @@ impl Metrics {
             86400.0,
         ];
         let metrics = Metrics {
-            deliveries: counters(
-                "hookbus_deliveries_total",
+            deliveries: r.counters(
+                name::DELIVERIES,
                 "Deliveries settled, by outcome",
                 "outcome",
             ),
-            attempts: counters(
-                "hookbus_delivery_attempts_total",
+            attempts: r.counters(
+                name::DELIVERY_ATTEMPTS,
                 "HTTP attempts, by status class or failure",
                 "result",
             ),
-            attempt_seconds: register(
-                &r,
-                histogram(
-                    "hookbus_delivery_attempt_duration_seconds",
-                    "Duration of one HTTP attempt",
-                    &attempt_buckets,
-                ),
+            attempt_seconds: r.histogram(
+                name::ATTEMPT_DURATION,
+                "Duration of one HTTP attempt",
+                &attempt_buckets,
             ),
-            latency_seconds: register(
-                &r,
-                histogram(
-                    "hookbus_delivery_latency_seconds",
-                    "Event accepted to 2xx from the endpoint",
-                    &latency_buckets,
-                ),
+            latency_seconds: r.histogram(
+                name::DELIVERY_LATENCY,
+                "Event accepted to 2xx from the endpoint",
+                &latency_buckets,
             ),
-            in_flight: gauge("hookbus_deliveries_in_flight", "Attempts under way"),
-            consumers: gauge("hookbus_deliverer_hook_consumers", "Hook queues consumed"),
-            hooks_disabled: counters(
-                "hookbus_hooks_disabled_total",
+            in_flight: r.gauge(name::DELIVERIES_IN_FLIGHT, "Attempts under way"),
+            consumers: r.gauge(name::HOOK_CONSUMERS, "Hook queues consumed"),
+            hooks_disabled: r.counters(
+                name::HOOKS_DISABLED,
                 "Hooks disabled by the deliverer, by reason",
                 "reason",
             ),
-            logs_dropped: register(
-                &r,
-                IntCounter::new(
-                    "hookbus_delivery_logs_dropped_total",
-                    "Delivery log records dropped (Redis too slow)",
-                )
-                .expect("valid metric"),
+            logs_dropped: r.counter(
+                name::DELIVERY_LOGS_DROPPED,
+                "Delivery log records dropped (Redis too slow)",
             ),
-            backlog: gauges(
-                "hookbus_hook_backlog_messages",
+            backlog: r.gauges(
+                name::HOOK_BACKLOG,
                 "Messages waiting in a hook's queue",
                 "hook_id",
             ),
-            oldest_age: register(
-                &r,
-                GaugeVec::new(
-                    Opts::new(
-                        "hookbus_hook_oldest_message_age_seconds",
-                        "Estimated age of a hook queue's oldest message",
-                    ),
-                    &["hook_id"],
-                )
-                .expect("valid metric"),
+            oldest_age: r.float_gauges(
+                name::HOOK_OLDEST_MESSAGE_AGE,
+                "Estimated age of a hook queue's oldest message",
+                "hook_id",
             ),
-            retry_waiting: gauges(
-                "hookbus_retry_tier_messages",
+            retry_waiting: r.gauges(
+                name::RETRY_TIER_MESSAGES,
                 "Retries waiting in a retry tier",
                 "tier",
             ),
-            dead_letters: gauges(
-                "hookbus_dead_letter_messages",
+            dead_letters: r.gauges(
+                name::DEAD_LETTER_MESSAGES,
                 "Messages in a hook's dead letters",
                 "hook_id",
             ),
-            registry: r,
+            registry: r.registry(),
         };
         // Every reason at zero from the start, so that dashboards show 0 rather than no
         // data, and `increase()` in an alert sees the first disable.

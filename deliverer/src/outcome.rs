@@ -8,42 +8,8 @@
 
 use std::time::Duration;
 
+use hookbus_send::result::{AttemptResult, Failure};
 use rand::Rng;
-
-/// What one HTTP attempt produced, stripped of I/O types so decisions can be unit-tested.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptResult {
-    Status {
-        code: u16,
-        retry_after: Option<Duration>,
-    },
-    Failed(Failure),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    Timeout,
-    Dns,
-    Tls,
-    Connect,
-    /// The target resolved to an address the SSRF guard refuses.
-    Blocked,
-    /// The request could not be built or sent for another reason.
-    Other,
-}
-
-impl Failure {
-    pub fn label(self) -> &'static str {
-        match self {
-            Failure::Timeout => "timeout",
-            Failure::Dns => "dns",
-            Failure::Tls => "tls",
-            Failure::Connect => "connect",
-            Failure::Blocked => "blocked",
-            Failure::Other => "other",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -59,50 +25,36 @@ pub enum Outcome {
     },
 }
 
-impl AttemptResult {
-    /// A metric label: the status class, or the failure kind.
-    pub fn label(&self) -> &'static str {
-        match self {
-            AttemptResult::Status { code, .. } => match code {
-                200..=299 => "2xx",
-                300..=399 => "3xx",
-                400..=499 => "4xx",
-                _ => "5xx",
-            },
-            AttemptResult::Failed(f) => f.label(),
-        }
-    }
-
-    pub fn classify(&self) -> Outcome {
-        match self {
-            AttemptResult::Status {
-                code: 200..=299, ..
-            } => Outcome::Delivered,
-            AttemptResult::Status { code: 410, .. } => Outcome::Gone,
-            AttemptResult::Status {
-                code: code @ (408 | 429 | 500..),
-                retry_after,
-            } => Outcome::Retryable {
-                reason: format!("HTTP {code}"),
-                retry_after: *retry_after,
-            },
-            AttemptResult::Status {
-                code: code @ 300..=399,
-                ..
-            } => Outcome::Permanent {
-                reason: format!("HTTP {code} (redirects are not followed)"),
-            },
-            AttemptResult::Status { code, .. } => Outcome::Permanent {
-                reason: format!("HTTP {code}"),
-            },
-            AttemptResult::Failed(Failure::Blocked) => Outcome::Permanent {
-                reason: "target address refused by the SSRF guard".into(),
-            },
-            AttemptResult::Failed(f) => Outcome::Retryable {
-                reason: format!("{} error", f.label()),
-                retry_after: None,
-            },
-        }
+/// What an attempt's result means for the delivery.
+pub fn classify(result: &AttemptResult) -> Outcome {
+    match result {
+        AttemptResult::Status {
+            code: 200..=299, ..
+        } => Outcome::Delivered,
+        AttemptResult::Status { code: 410, .. } => Outcome::Gone,
+        AttemptResult::Status {
+            code: code @ (408 | 429 | 500..),
+            retry_after,
+        } => Outcome::Retryable {
+            reason: format!("HTTP {code}"),
+            retry_after: *retry_after,
+        },
+        AttemptResult::Status {
+            code: code @ 300..=399,
+            ..
+        } => Outcome::Permanent {
+            reason: format!("HTTP {code} (redirects are not followed)"),
+        },
+        AttemptResult::Status { code, .. } => Outcome::Permanent {
+            reason: format!("HTTP {code}"),
+        },
+        AttemptResult::Failed(Failure::Blocked) => Outcome::Permanent {
+            reason: "target address refused by the SSRF guard".into(),
+        },
+        AttemptResult::Failed(f) => Outcome::Retryable {
+            reason: format!("{} error", f.label()),
+            retry_after: None,
+        },
     }
 }
 
@@ -175,8 +127,9 @@ impl RetryPolicy {
         self.schedule.len() as u32 + 1
     }
 
-    /// `attempts` counts the attempt just made (1 for the first).
-    pub fn decide(&self, outcome: &Outcome, attempts: u32) -> Decision {
+    /// `attempts` counts the attempt just made (1 for the first); `rng` draws the jitter,
+    /// so a test pins it with a seeded generator.
+    pub fn decide(&self, outcome: &Outcome, attempts: u32, rng: &mut impl Rng) -> Decision {
         match outcome {
             Outcome::Delivered => Decision::Ack,
             Outcome::Gone => Decision::DeadLetter {
@@ -197,7 +150,7 @@ impl RetryPolicy {
                 },
                 Some(&scheduled) => {
                     let tier = self.tier_for(scheduled.max(retry_after.unwrap_or_default()));
-                    let cut = rand::rng().random_range(0.0..=self.jitter);
+                    let cut = rng.random_range(0.0..=self.jitter);
                     Decision::Retry {
                         tier,
                         wait: tier.mul_f64(1.0 - cut),
@@ -222,6 +175,13 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    /// Jitter drawn from a fixed seed: the same decisions on every run.
+    fn seeded() -> StdRng {
+        StdRng::seed_from_u64(7)
+    }
 
     fn status(code: u16) -> AttemptResult {
         AttemptResult::Status {
@@ -233,18 +193,18 @@ mod tests {
     #[test]
     fn classification_follows_standard_webhooks() {
         for code in [200, 201, 204, 299] {
-            assert_eq!(status(code).classify(), Outcome::Delivered, "{code}");
+            assert_eq!(classify(&status(code)), Outcome::Delivered, "{code}");
         }
         for code in [408, 429, 500, 502, 503, 599] {
             assert!(
-                matches!(status(code).classify(), Outcome::Retryable { .. }),
+                matches!(classify(&status(code)), Outcome::Retryable { .. }),
                 "{code}"
             );
         }
-        assert_eq!(status(410).classify(), Outcome::Gone);
+        assert_eq!(classify(&status(410)), Outcome::Gone);
         for code in [301, 302, 307, 400, 401, 403, 404, 413, 422] {
             assert!(
-                matches!(status(code).classify(), Outcome::Permanent { .. }),
+                matches!(classify(&status(code)), Outcome::Permanent { .. }),
                 "{code}"
             );
         }
@@ -257,14 +217,14 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    AttemptResult::Failed(f).classify(),
+                    classify(&AttemptResult::Failed(f)),
                     Outcome::Retryable { .. }
                 ),
                 "{f:?}"
             );
         }
         assert!(matches!(
-            AttemptResult::Failed(Failure::Blocked).classify(),
+            classify(&AttemptResult::Failed(Failure::Blocked)),
             Outcome::Permanent { .. }
         ));
     }
@@ -274,9 +234,9 @@ mod tests {
         let s = |secs| Duration::from_secs(secs);
         let policy = RetryPolicy::new(vec![s(1), s(2), s(4)]);
         assert_eq!(policy.max_attempts(), 4);
-        let fail = status(500).classify();
+        let fail = classify(&status(500));
         for (attempts, expected) in [(1, s(1)), (2, s(2)), (3, s(4))] {
-            match policy.decide(&fail, attempts) {
+            match policy.decide(&fail, attempts, &mut seeded()) {
                 Decision::Retry { tier, wait } => {
                     assert_eq!(tier, expected);
                     assert!(wait <= tier && wait >= tier.mul_f64(0.9), "{wait:?}");
@@ -284,23 +244,26 @@ mod tests {
                 other => panic!("attempt {attempts}: {other:?}"),
             }
         }
-        match policy.decide(&fail, 4) {
+        match policy.decide(&fail, 4, &mut seeded()) {
             Decision::DeadLetter {
                 reason,
                 disable: None,
             } => assert_eq!(reason, "HTTP 500 after 4 attempts"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(policy.decide(&Outcome::Delivered, 1), Decision::Ack);
+        assert_eq!(
+            policy.decide(&Outcome::Delivered, 1, &mut seeded()),
+            Decision::Ack
+        );
         assert!(matches!(
-            policy.decide(&Outcome::Gone, 1),
+            policy.decide(&Outcome::Gone, 1, &mut seeded()),
             Decision::DeadLetter {
                 disable: Some(DisableCause::Gone),
                 ..
             }
         ));
         assert!(matches!(
-            policy.decide(&status(404).classify(), 1),
+            policy.decide(&classify(&status(404)), 1, &mut seeded()),
             Decision::DeadLetter { disable: None, .. }
         ));
     }
@@ -314,13 +277,13 @@ mod tests {
             retry_after: Some(s(secs)),
         };
         assert!(
-            matches!(policy.decide(&wants(5), 1), Decision::Retry { tier, .. } if tier == s(10))
+            matches!(policy.decide(&wants(5), 1, &mut seeded()), Decision::Retry { tier, .. } if tier == s(10))
         );
         assert!(
-            matches!(policy.decide(&wants(3600), 1), Decision::Retry { tier, .. } if tier == s(60))
+            matches!(policy.decide(&wants(3600), 1, &mut seeded()), Decision::Retry { tier, .. } if tier == s(60))
         );
         assert!(
-            matches!(policy.decide(&wants(0), 1), Decision::Retry { tier, .. } if tier == s(1))
+            matches!(policy.decide(&wants(0), 1, &mut seeded()), Decision::Retry { tier, .. } if tier == s(1))
         );
     }
 
@@ -329,7 +292,7 @@ mod tests {
         let policy = RetryPolicy::new(vec![]);
         assert_eq!(policy.max_attempts(), 1);
         assert!(matches!(
-            policy.decide(&status(503).classify(), 1),
+            policy.decide(&classify(&status(503)), 1, &mut seeded()),
             Decision::DeadLetter { .. }
         ));
     }

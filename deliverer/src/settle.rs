@@ -3,10 +3,12 @@
 //! redelivers it (a possible duplicate attempt, never a loss).
 
 use hookbus_contracts::backoff::Backoff;
-use hookbus_contracts::broker::{self, PublishError};
 use hookbus_contracts::payload::now_ms;
-use hookbus_contracts::store::UpdateError;
+use hookbus_contracts::topology::{DEAD_LETTER_AT_HEADER, DEAD_LETTER_REASON_HEADER};
 use hookbus_contracts::{Delivery, HookId};
+use hookbus_runtime::broker::{self, PublishError};
+use hookbus_runtime::declare::Declare;
+use hookbus_runtime::store::UpdateError;
 use lapin::message::Delivery as AmqpMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -14,9 +16,6 @@ use lapin::Channel;
 
 use crate::outcome::{Decision, DisableCause};
 use crate::DeliverCtx;
-
-/// Header carrying a dead letter's reason.
-pub const REASON_HEADER: &str = "x-hookbus-reason";
 
 /// Applies `decision` to `msg`, whose content is `delivery` after the attempt just made. A
 /// retry or dead letter the broker refuses is tried again with [`Backoff::SETTLE`]'s waits;
@@ -141,7 +140,11 @@ async fn park_unsettled(
                 delivery.hook_id
             );
             tracing::warn!(event_id = %id, %reason, "parked in the events dead letters");
-            let props = broker::with_header(broker::persistent_json(id), REASON_HEADER, &reason);
+            let props = broker::with_header(
+                broker::persistent_json(id),
+                DEAD_LETTER_REASON_HEADER,
+                &reason,
+            );
             broker::publish_confirmed(publish, "", &ctx.topology.events_dead_queue(), &body, props)
                 .await
         }
@@ -166,8 +169,12 @@ pub async fn dead_letter(
     if let Err(err) = ctx.store.note_dead_letters(hook).await {
         tracing::warn!(error = %err, "dead-letter queue not noted for the depth metrics");
     }
-    let props = broker::with_header(broker::persistent_json(message_id), REASON_HEADER, reason);
-    let props = broker::with_header(props, "x-hookbus-dead-at", &now_ms().to_string());
+    let props = broker::with_header(
+        broker::persistent_json(message_id),
+        DEAD_LETTER_REASON_HEADER,
+        reason,
+    );
+    let props = broker::with_header(props, DEAD_LETTER_AT_HEADER, &now_ms().to_string());
     broker::publish_confirmed(publish, "", &ctx.topology.dead_queue(hook), body, props).await
 }
 

@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use hookbus_contracts::http::{require_bearer, ApiError, BearerToken};
 use hookbus_contracts::{Event, EventName};
+use hookbus_runtime::http::{require_bearer, ApiError, BearerToken};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -31,7 +31,7 @@ use crate::idempotency::{self, Claim, Idempotency, IdempotencyKey, Lease};
 use crate::interaction::Interaction;
 use crate::metrics::Metrics;
 use crate::publisher::{Published, Publisher};
-use hookbus_contracts::broker::PublishError;
+use hookbus_runtime::broker::PublishError;
 
 #[derive(Clone)]
 pub struct IngestState {
@@ -140,8 +140,8 @@ pub fn routes(state: IngestState, token: Arc<str>, max_body_bytes: usize) -> Rou
         }))
 }
 
-async fn openapi_document() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(<crate::openapi::IngestApi as utoipa::OpenApi>::openapi())
+async fn openapi_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(<crate::openapi::IngestApi as utoipa::OpenApi>::openapi())
 }
 
 /// Parses an ingest body into an event: `{"event": "<name>", ...Logto payload fields}`.

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hookbus_contracts::ops;
 use hookbus_producer::simulate::{self, SimulateArgs};
+use hookbus_runtime::ops;
 
 // The allocator: see deliverer/src/main.rs.
 #[global_allocator]

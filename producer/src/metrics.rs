@@ -1,6 +1,8 @@
 //! The producer's metrics, registered on a registry it owns (no globals).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use hookbus_contracts::metric_names as name;
+use hookbus_runtime::metrics::Registrar;
+use prometheus::{Histogram, IntCounter, IntCounterVec, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -21,64 +23,35 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new();
-        let ingested = IntCounterVec::new(
-            Opts::new(
-                "hookbus_events_ingested_total",
-                "Events accepted by the ingest API",
-            ),
-            &["event"],
-        )
-        .expect("valid metric");
-        let published = IntCounterVec::new(
-            Opts::new(
-                "hookbus_events_published_total",
-                "Events confirmed by RabbitMQ",
-            ),
-            &["event"],
-        )
-        .expect("valid metric");
-        let rejected = IntCounterVec::new(
-            Opts::new(
-                "hookbus_ingest_rejected_total",
-                "Ingest requests refused, by reason",
-            ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let replayed = IntCounter::new(
-            "hookbus_ingest_idempotent_replays_total",
-            "Ingest requests answered again from their Idempotency-Key",
-        )
-        .expect("valid metric");
-        let publish_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "hookbus_publish_duration_seconds",
-                "Ingest request to broker confirm",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-            ]),
-        )
-        .expect("valid metric");
-        for c in [&ingested, &published, &rejected] {
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-        }
-        registry
-            .register(Box::new(replayed.clone()))
-            .expect("unique metric");
-        registry
-            .register(Box::new(publish_seconds.clone()))
-            .expect("unique metric");
+        let r = Registrar::default();
         Metrics {
-            registry,
-            ingested,
-            published,
-            rejected,
-            replayed,
-            publish_seconds,
+            ingested: r.counters(
+                name::EVENTS_INGESTED,
+                "Events accepted by the ingest API",
+                "event",
+            ),
+            published: r.counters(
+                name::EVENTS_PUBLISHED,
+                "Events confirmed by RabbitMQ",
+                "event",
+            ),
+            rejected: r.counters(
+                name::INGEST_REJECTED,
+                "Ingest requests refused, by reason",
+                "reason",
+            ),
+            replayed: r.counter(
+                name::INGEST_IDEMPOTENT_REPLAYS,
+                "Ingest requests answered again from their Idempotency-Key",
+            ),
+            publish_seconds: r.histogram(
+                name::PUBLISH_DURATION,
+                "Ingest request to broker confirm",
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ],
+            ),
+            registry: r.registry(),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! same endpoint table that mounts the routes, so the document cannot list a route the
 //! producer does not serve, nor miss one.
 
-use hookbus_contracts::http::ErrorBody;
 use hookbus_contracts::EventName;
+use hookbus_runtime::http::ErrorBody;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -31,7 +31,7 @@ struct IngestPaths;
 
 impl Modify for IngestPaths {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        hookbus_contracts::http::add_bearer_scheme(openapi);
+        hookbus_runtime::http::add_bearer_scheme(openapi);
         for endpoint in Endpoint::ALL {
             openapi.paths.add_path_operation(
                 endpoint.path(),

@@ -19,11 +19,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbus_contracts::broker::{self, PublishError};
-use hookbus_contracts::ops::Flag;
 use hookbus_contracts::payload::Payload;
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::{Event, EventId, EventName};
+use hookbus_runtime::broker::{self, PublishError};
+use hookbus_runtime::declare::Declare;
+use hookbus_runtime::health::Flag;
 use lapin::{Channel, Connection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use hookbus_contracts::backoff::Backoff;
-use hookbus_contracts::broker::{self, ConfirmPool, Outgoing, PublishError};
-use hookbus_contracts::ops::BrokerFlags;
-use hookbus_contracts::store::HookCache;
-use hookbus_contracts::topology::Topology;
+use hookbus_contracts::topology::{Topology, DEAD_LETTER_REASON_HEADER};
 use hookbus_contracts::{Delivery, Event};
+use hookbus_runtime::broker::{self, ConfirmPool, Outgoing, PublishError};
+use hookbus_runtime::declare::Declare;
+use hookbus_runtime::health::BrokerFlags;
+use hookbus_runtime::store::HookCache;
 use lapin::message::Delivery as AmqpMessage;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -56,18 +57,11 @@ pub async fn supervise(
     flags: BrokerFlags,
     shutdown: CancellationToken,
 ) {
-    while let Some(conn) = broker::connect_until(&amqp_url, "hookbus-router", &shutdown).await {
-        flags.connected.set(true);
-        let result = session(&conn, &ctx, &flags, &shutdown).await;
-        flags.down();
-        let _ = conn.close(200, "router session over".into()).await;
-        match result {
-            Ok(()) if shutdown.is_cancelled() => return,
-            Ok(()) => tracing::warn!("event consumer was cancelled by the broker; reconnecting"),
-            Err(err) => tracing::warn!(error = %err, "router lost RabbitMQ; reconnecting"),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    broker::supervise(&amqp_url, "hookbus-router", &flags, &shutdown, |conn| {
+        let (ctx, flags, shutdown) = (ctx.clone(), flags.clone(), shutdown.clone());
+        async move { session(&conn, &ctx, &flags, &shutdown).await }
+    })
+    .await;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,7 +278,7 @@ async fn park(
     reason: &str,
 ) -> Result<Routed, PublishError> {
     tracing::warn!(%reason, "parking an event");
-    let props = broker::with_header(msg.properties.clone(), "x-hookbus-reason", reason);
+    let props = broker::with_header(msg.properties.clone(), DEAD_LETTER_REASON_HEADER, reason);
     let lent = publish.lend().await?;
     broker::publish_confirmed(
         lent.channel(),

@@ -11,20 +11,16 @@
 //! confirmed, then acking the dead letter. A crash in the middle leaves a message where it
 //! was or, at worst, in both places (a duplicate), never in neither.
 
-use hookbus_contracts::broker::{self, PublishError};
-use hookbus_contracts::topology::Topology;
+use hookbus_contracts::topology::{Topology, DEAD_LETTER_AT_HEADER, DEAD_LETTER_REASON_HEADER};
 use hookbus_contracts::{Delivery, Event, EventName, HookId};
+use hookbus_runtime::broker::{self, PublishError};
+use hookbus_runtime::declare::Declare;
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use serde::Serialize;
 use serde_json::Value;
-
-/// Header the deliverer puts on a dead letter: why it died.
-const REASON: &str = "x-hookbus-reason";
-/// Header the deliverer puts on a dead letter: when it died (epoch ms).
-const DEAD_AT: &str = "x-hookbus-dead-at";
 
 /// One dead letter as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -112,8 +108,8 @@ async fn depth(ch: &Channel, queue: &str) -> Result<Option<u32>, lapin::Error> {
 
 fn describe(msg: &BasicGetMessage) -> DeadLetter {
     let props = &msg.delivery.properties;
-    let reason = broker::header(props, REASON).unwrap_or_default();
-    let dead_at = broker::header(props, DEAD_AT).and_then(|v| v.parse().ok());
+    let reason = broker::header(props, DEAD_LETTER_REASON_HEADER).unwrap_or_default();
+    let dead_at = broker::header(props, DEAD_LETTER_AT_HEADER).and_then(|v| v.parse().ok());
     let event = |e: &Event| DeadLetter {
         event_id: Some(e.id.to_string()),
         event: Some(e.name),
@@ -270,8 +266,8 @@ pub async fn replay(
     filter: &ReplayFilter,
 ) -> Result<usize, DeadLetterError> {
     let replayed = pass_through(conn, topology, parked, |_, msg| {
-        let dead_at =
-            broker::header(&msg.delivery.properties, DEAD_AT).and_then(|v| v.parse().ok());
+        let dead_at = broker::header(&msg.delivery.properties, DEAD_LETTER_AT_HEADER)
+            .and_then(|v| v.parse().ok());
         readable(&msg.delivery.data).filter(|target| filter.takes(target.event(), dead_at))
     })
     .await?

@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
-use hookbus_contracts::broker;
 use hookbus_contracts::payload::now_ms;
-use hookbus_contracts::store::{HookStore, StoreError};
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::HookId;
+use hookbus_runtime::broker;
+use hookbus_runtime::store::{HookStore, StoreError};
 use lapin::options::QueueDeleteOptions;
 use tokio_util::sync::CancellationToken;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hookbus_contracts::broker;
+use hookbus_runtime::broker;
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 

@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use hookbus_contracts::ops::Flag;
-use hookbus_contracts::store::{HookCache, HookStore, REFRESH_EVERY};
+use hookbus_runtime::health::Flag;
+use hookbus_runtime::store::{HookCache, HookStore, REFRESH_EVERY};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

@@ -26,10 +26,11 @@ pub mod portal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbus_contracts::config::{parse_duration, CommonConfig, TargetConfig};
-use hookbus_contracts::logs::DeliveryLogs;
-use hookbus_contracts::ops::{self, Readiness};
-use hookbus_contracts::store::{self, HookCache, StoreError};
+use hookbus_runtime::config::{parse_duration, CommonConfig, TargetConfig};
+use hookbus_runtime::health::Readiness;
+use hookbus_runtime::logs::DeliveryLogs;
+use hookbus_runtime::ops;
+use hookbus_runtime::store::{self, HookCache, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -214,7 +215,7 @@ pub async fn run(
         prefetch: config.prefetch.max(1),
         drain_deadline: config.drain_deadline,
     });
-    let flags = ops::BrokerFlags::register(&readiness);
+    let flags = hookbus_runtime::health::BrokerFlags::register(&readiness);
     let routing = tokio::spawn({
         let (shutdown, amqp_url, cache) = (
             shutdown.clone(),
@@ -239,7 +240,7 @@ pub async fn run(
         amqp_url: config.common.amqp_url.clone(),
         key_overlap: config.key_rotation_overlap,
         lease: config.lease.max(Duration::from_millis(500)),
-        sender: hookbus_deliverer::attempt::Sender::new(
+        sender: hookbus_send::Sender::new(
             config.targets.policy(),
             config.targets.egress_proxy.as_deref(),
             config.attempt_timeout,
@@ -305,7 +306,7 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
         Some(hook) => dead_letters::Parked::Hook(existing_hook(common, hook).await?),
         None => dead_letters::Parked::Events,
     };
-    let conn = hookbus_contracts::broker::connect(&common.amqp_url, "hookbus-router-cli").await?;
+    let conn = hookbus_runtime::broker::connect(&common.amqp_url, "hookbus-router-cli").await?;
     match command {
         DeadLetterCommand::List { limit, .. } => {
             let (letters, total) = dead_letters::list(&conn, &topology, &parked, 0, *limit).await?;

@@ -2,7 +2,7 @@
 //! subcommand, an operator task such as `router dead-letters replay --hook ID`).
 
 use anyhow::Context;
-use hookbus_contracts::ops;
+use hookbus_runtime::ops;
 
 // The allocator: see deliverer/src/main.rs.
 #[global_allocator]

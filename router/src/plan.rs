@@ -1,6 +1,6 @@
 //! The router's decision, pure: which deliveries one event becomes.
 
-use hookbus_contracts::store::HookSnapshot;
+use hookbus_contracts::snapshot::HookSnapshot;
 use hookbus_contracts::{Delivery, Event};
 
 /// One delivery per hook that wants the event (Logto's rule, see `Hook::wants`); none when

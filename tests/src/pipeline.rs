@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
-use hookbus_contracts::config::{CommonConfig, TargetConfig};
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::HookId;
+use hookbus_runtime::config::{CommonConfig, TargetConfig};
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use serde_json::Value;
@@ -440,7 +440,7 @@ pub async fn metric(http: &reqwest::Client, addr: SocketAddr, name: &str) -> Opt
 
 /// Messages ready in a queue (a passive declare), or `None` if it does not exist.
 pub async fn queue_depth(queue: &str) -> Option<u32> {
-    let conn = hookbus_contracts::broker::connect(AMQP_URL, "hookbus-test")
+    let conn = hookbus_runtime::broker::connect(AMQP_URL, "hookbus-test")
         .await
         .ok()?;
     let ch = conn.create_channel().await.ok()?;
@@ -471,7 +471,7 @@ pub async fn wait_depth(queue: &str, n: u32, within: Duration) {
 
 /// Takes one message off a queue (acked): its body and its `x-hookbus-reason` header.
 pub async fn take_one(queue: &str) -> Option<(Vec<u8>, Option<String>)> {
-    use hookbus_contracts::broker;
+    use hookbus_runtime::broker;
     let conn = broker::connect(AMQP_URL, "hookbus-test").await.ok()?;
     let ch = conn.create_channel().await.ok()?;
     let msg = ch
@@ -516,7 +516,7 @@ pub async fn cleanup_on(servers: &Servers, prefix: &str, schedule: &[Duration]) 
         .unwrap_or_default();
     ids.extend(deleted);
     let Ok(conn) =
-        hookbus_contracts::broker::connect(&servers.amqp_url, "hookbus-test-cleanup").await
+        hookbus_runtime::broker::connect(&servers.amqp_url, "hookbus-test-cleanup").await
     else {
         return;
     };

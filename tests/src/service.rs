@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Parser;
-use hookbus_contracts::ops;
+use hookbus_runtime::ops;
 use tokio::process::Command;
 
 use crate::pipeline::ADMIN_TOKEN;

@@ -29,7 +29,7 @@ async fn store_hook(prefix: &str, url: &str) {
     )
     .unwrap();
     let hook = input.validate(&pipeline::targets().policy()).unwrap();
-    let store = hookbus_contracts::store::HookStore::new(
+    let store = hookbus_runtime::store::HookStore::new(
         pipeline::REDIS_URL,
         hookbus_contracts::keys::RedisKeys::new(prefix),
     )

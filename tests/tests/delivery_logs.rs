@@ -2,10 +2,11 @@
 //! execution stats still count every attempt (real Redis, a prefix of its own).
 
 use hookbus_contracts::keys::RedisKeys;
-use hookbus_contracts::logs::{self, DeliveryLogs, HookRequest, LogPayload, LogQuery, LogRecord};
+use hookbus_contracts::logs::{self, HookRequest, LogPayload, LogQuery, LogRecord};
 use hookbus_contracts::payload::now_ms;
-use hookbus_contracts::store::HookStore;
 use hookbus_contracts::HookId;
+use hookbus_runtime::logs::DeliveryLogs;
+use hookbus_runtime::store::HookStore;
 use hookbus_tests::pipeline::{self, unique_prefix, REDIS_URL};
 
 fn record(hook: &HookId, attempt: u32, created_at: i64) -> LogRecord {

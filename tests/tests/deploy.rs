@@ -6,7 +6,7 @@
 //!   (`Config::command()`), and what it needs is set;
 //! - listen addresses, container ports, probes, Services, healthchecks and scrape targets
 //!   agree with each other and with the binaries' ports; the probe paths are the ones
-//!   `hookbus_contracts::ops::routes` serves;
+//!   `hookbus_runtime::ops::routes` serves;
 //! - termination grace outlasts the drain deadline;
 //! - KEDA scales the deliverer Deployment on exactly the per-hook queues;
 //! - RabbitMQ policies are data, cover the hook queues, and drop nothing;
@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::CommandFactory;
-use hookbus_contracts::config::{parse_duration, parse_schedule};
-use hookbus_contracts::ops::{self, Readiness};
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::HookId;
+use hookbus_runtime::config::{parse_duration, parse_schedule};
+use hookbus_runtime::health::Readiness;
+use hookbus_runtime::ops;
 use regex::Regex;
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -35,7 +36,7 @@ const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const METRICS_PATH: &str = "/metrics";
 const DRAIN_DEADLINE_ENV: &str = "HOOKBUS_DRAIN_DEADLINE";
-/// Read by `hookbus_contracts::ops::init_tracing` in every process, outside clap.
+/// Read by `hookbus_runtime::ops::init_tracing` in every process, outside clap.
 const TRACING_ENV: &[&str] = &["RUST_LOG", "HOOKBUS_LOG_FORMAT"];
 
 #[derive(Clone, Copy, PartialEq, Debug)]

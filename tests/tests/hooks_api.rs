@@ -516,8 +516,8 @@ async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_hooks_queues_are_removed_even_when_its_router_stopped_first() {
     use hookbus_contracts::keys::RedisKeys;
-    use hookbus_contracts::store::HookStore;
     use hookbus_contracts::HookId;
+    use hookbus_runtime::store::HookStore;
     use hookbus_tests::pipeline::{queue_depth, REDIS_URL};
 
     let p = Pipeline::start("deleted-queues").await;

@@ -107,7 +107,7 @@ async fn re_enabling_an_auto_disabled_hook_starts_its_failing_streak_afresh() {
     )
     .await;
     p.ingest(json!({"event": "User.Created"})).await;
-    let store = hookbus_contracts::store::HookStore::new(
+    let store = hookbus_runtime::store::HookStore::new(
         pipeline::REDIS_URL,
         hookbus_contracts::keys::RedisKeys::new(&p.prefix),
     )
@@ -193,7 +193,7 @@ async fn a_disabled_hook_receives_nothing_published_while_it_was_disabled() {
 async fn exchange_with_one_binding(prefix: &str) -> (lapin::Connection, String, String) {
     use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
-    let conn = hookbus_contracts::broker::connect(pipeline::AMQP_URL, "hookbus-test")
+    let conn = hookbus_runtime::broker::connect(pipeline::AMQP_URL, "hookbus-test")
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
@@ -234,19 +234,19 @@ async fn unroutable_returns_are_attributed_to_their_own_publish() {
     // The router's publishing path: 256 publishes at once through its confirm channels,
     // every other one to a key no queue takes. (On one shared channel, 185 of 2,000 were
     // reported the wrong way round.)
-    let pool = hookbus_contracts::broker::ConfirmPool::open(&conn, 32)
+    let pool = hookbus_runtime::broker::ConfirmPool::open(&conn, 32)
         .await
         .unwrap();
-    let results: Vec<(bool, Result<(), hookbus_contracts::broker::PublishError>)> =
+    let results: Vec<(bool, Result<(), hookbus_runtime::broker::PublishError>)> =
         futures::stream::iter(0..4000)
             .map(|i| {
                 let (pool, exchange) = (&pool, &exchange);
                 async move {
                     let bound = i % 2 == 0;
                     let key = if bound { "bound" } else { "nowhere" };
-                    let props = hookbus_contracts::broker::persistent_json(&format!("m{i}"));
+                    let props = hookbus_runtime::broker::persistent_json(&format!("m{i}"));
                     let lent = pool.lend().await.unwrap();
-                    let result = hookbus_contracts::broker::publish_confirmed(
+                    let result = hookbus_runtime::broker::publish_confirmed(
                         lent.channel(),
                         exchange,
                         key,
@@ -490,8 +490,8 @@ async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
     assert!(
         matches!(
             err,
-            hookbus_contracts::broker::PublishError::Timeout(_)
-                | hookbus_contracts::broker::PublishError::Blocked
+            hookbus_runtime::broker::PublishError::Timeout(_)
+                | hookbus_runtime::broker::PublishError::Blocked
         ),
         "{err}"
     );
@@ -524,7 +524,7 @@ async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_ids_and_misrouted_deliveries_are_parked_without_a_crash() {
-    use hookbus_contracts::broker;
+    use hookbus_runtime::broker;
     let p = Pipeline::start("poison-ids").await;
     let receiver = Receiver::start().await;
     let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;

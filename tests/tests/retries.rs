@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use hookbus_contracts::broker;
 use hookbus_contracts::HookId;
+use hookbus_runtime::broker;
 use hookbus_tests::pipeline::{
     self, hook_id, queue_depth, take_one, wait_depth, AMQP_URL, REDIS_URL,
 };
@@ -116,7 +116,7 @@ async fn gone_dead_letters_at_once_and_disables_the_hook() {
     wait_depth(&p.topology().dead_queue(&hook_id(&hook)), 1, WAIT).await;
     assert_eq!(receiver.received().len(), 1, "410 is never retried");
 
-    let store = hookbus_contracts::store::HookStore::new(
+    let store = hookbus_runtime::store::HookStore::new(
         REDIS_URL,
         hookbus_contracts::keys::RedisKeys::new(&p.prefix),
     )
@@ -388,7 +388,7 @@ async fn a_hook_failing_longer_than_the_window_is_disabled_and_its_backlog_dead_
     config.auto_disable_after = Duration::from_secs(1);
     config.hook_in_flight = 1;
     let deliverer = pipeline::start_deliverer(config).await;
-    let store = hookbus_contracts::store::HookStore::new(
+    let store = hookbus_runtime::store::HookStore::new(
         REDIS_URL,
         hookbus_contracts::keys::RedisKeys::new(&p.prefix),
     )

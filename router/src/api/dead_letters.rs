@@ -8,12 +8,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
-use hookbus_contracts::broker;
-use hookbus_contracts::http::ApiError;
+use hookbus_runtime::broker;
+use hookbus_runtime::http::ApiError;
 use lapin::Connection;
 use serde_json::{json, Value};
 
-use hookbus_contracts::http::ErrorBody;
+use hookbus_runtime::http::ErrorBody;
 
 use super::{invalid, load_hook, Page, Shared};
 use crate::dead_letters::{self, DeadLetter, Parked, ReplayFilter};

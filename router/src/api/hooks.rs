@@ -5,14 +5,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Json;
 use hookbus_contracts::hook::{HookError, HookInput, HookPatch};
-use hookbus_contracts::http::ApiError;
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::{Hook, HookId};
+use hookbus_runtime::http::ApiError;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hookbus_contracts::http::ErrorBody;
+use hookbus_runtime::http::ErrorBody;
 
 use super::{
     hook_id, invalid, load_hook, not_found, store_unavailable, truthy, update_error, Page, Shared,

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::Json;
-use hookbus_contracts::http::ApiError;
 use hookbus_contracts::logs::{LogQuery, LogRecord, LOG_WINDOW_MS};
 use hookbus_contracts::payload::now_ms;
+use hookbus_runtime::http::ApiError;
 
-use hookbus_contracts::http::ErrorBody;
+use hookbus_runtime::http::ErrorBody;
 
 use super::{invalid, load_hook, store_unavailable, Page, Shared};
 

@@ -27,13 +27,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, patch, post};
 use axum::Router;
-use hookbus_contracts::http::{require_bearer, ApiError, BearerToken};
-use hookbus_contracts::logs::DeliveryLogs;
-use hookbus_contracts::store::{HookCache, HookStore, StoreError, UpdateError};
 use hookbus_contracts::target::TargetPolicy;
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::{Hook, HookId};
-use hookbus_deliverer::attempt::Sender;
+use hookbus_runtime::declare::Declare;
+use hookbus_runtime::http::{require_bearer, ApiError, BearerToken};
+use hookbus_runtime::logs::DeliveryLogs;
+use hookbus_runtime::store::{HookCache, HookStore, StoreError, UpdateError};
+use hookbus_send::Sender;
 
 use crate::portal::PortalKey;
 
@@ -157,7 +158,7 @@ impl AdminState {
             tracing::warn!(error = %err, "hook queue not declared");
             ApiError::unavailable("RabbitMQ is unavailable; nothing was changed")
         };
-        let conn = hookbus_contracts::broker::connect(&self.amqp_url, "hookbus-router-admin")
+        let conn = hookbus_runtime::broker::connect(&self.amqp_url, "hookbus-router-admin")
             .await
             .map_err(unavailable)?;
         let declared = async {

@@ -2,9 +2,9 @@
 //! request and response types themselves, served at `GET /api/openapi.json`.
 
 use hookbus_contracts::hook::{HookConfig, HookInput, HookPatch};
-use hookbus_contracts::http::ErrorBody;
 use hookbus_contracts::logs::{ExecutionStats, HookRequest, LogPayload, LogRecord, LoggedResponse};
 use hookbus_contracts::Hook;
+use hookbus_runtime::http::ErrorBody;
 use utoipa::{Modify, OpenApi};
 
 use super::{dead_letters, hooks, logs, portal, store, testing};
@@ -59,6 +59,6 @@ struct BearerToken;
 
 impl Modify for BearerToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        hookbus_contracts::http::add_bearer_scheme(openapi);
+        hookbus_runtime::http::add_bearer_scheme(openapi);
     }
 }

@@ -13,9 +13,9 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use hookbus_contracts::http::{credentials, ApiError, ErrorBody};
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::EventName;
+use hookbus_runtime::http::{credentials, ApiError, ErrorBody};
 use serde::{Deserialize, Serialize};
 
 use super::{invalid, load_hook, testing, Shared};

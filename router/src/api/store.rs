@@ -7,7 +7,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use hookbus_contracts::http::{ApiError, ErrorBody};
+use hookbus_runtime::http::{ApiError, ErrorBody};
 use serde_json::{json, Value};
 
 use super::{store_unavailable, Shared};

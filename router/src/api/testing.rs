@@ -7,15 +7,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookbus_contracts::hook::{validate_config, HookConfig};
-use hookbus_contracts::http::ApiError;
 use hookbus_contracts::payload::{now_ms, Payload};
 use hookbus_contracts::{Delivery, Event, EventKind, EventName, Hook};
-use hookbus_deliverer::attempt::prepare;
-use hookbus_deliverer::outcome::AttemptResult;
+use hookbus_runtime::http::ApiError;
+use hookbus_send::prepare;
+use hookbus_send::AttemptResult;
 use serde::Deserialize;
 use serde_json::json;
 
-use hookbus_contracts::http::ErrorBody;
+use hookbus_runtime::http::ErrorBody;
 
 use super::{invalid, load_hook, Shared};
 

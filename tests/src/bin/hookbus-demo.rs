@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::{Parser, Subcommand};
-use hookbus_contracts::config::parse_schedule;
 use hookbus_contracts::EventName;
+use hookbus_runtime::config::parse_schedule;
 use hookbus_tests::receiver::{verify_logto, verify_standard};
 
 // The services' allocator, as in their own binaries.

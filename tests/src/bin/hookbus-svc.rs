@@ -2,7 +2,7 @@
 //! mid-stream or read what it logs: `hookbus-svc router|deliverer [flags]` (see
 //! `hookbus_tests::service`). It logs like the real binaries.
 
-use hookbus_contracts::ops;
+use hookbus_runtime::ops;
 use hookbus_tests::service::ROLES;
 
 // The services' allocator, as in their own binaries.

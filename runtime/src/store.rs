@@ -1,15 +1,14 @@
-//! Hook configuration in Redis, and the in-memory snapshot every process routes by.
+//! Hook configuration in Redis, and the cache of it every process routes by.
 //!
 //! Writes go through [`HookStore`], which bumps `{p}:hooks:version` in the same MULTI as the
 //! change. Readers hold a [`HookCache`]: an immutable [`HookSnapshot`] behind `arc-swap`,
-//! indexed by event, so matching an event costs a hash lookup and no Redis round trip, and
+//! indexed by event (the contracts' `snapshot`), so matching an event costs a hash lookup and no Redis round trip, and
 //! stays flat however many hooks want other events. [`refresh`] polls the version every
 //! 200 ms and reloads on change, which bounds staleness well under a second without relying
 //! on pub/sub (whose messages are lost while a subscriber is disconnected).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use deadpool_redis::redis::{self, AsyncCommands};
@@ -17,10 +16,10 @@ use deadpool_redis::{Pool, Runtime};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalogue::EventName;
-use crate::hook::Hook;
-use crate::ids::HookId;
-use crate::keys::RedisKeys;
+use hookbus_contracts::hook::Hook;
+use hookbus_contracts::ids::HookId;
+use hookbus_contracts::keys::RedisKeys;
+use hookbus_contracts::snapshot::{HookSnapshot, StoreCheck, StoreState};
 
 pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
 
@@ -252,7 +251,7 @@ impl HookStore {
             .zadd(
                 self.keys.deleted_hooks(),
                 id.as_str(),
-                crate::payload::now_ms(),
+                hookbus_contracts::payload::now_ms(),
             )
             .ignore()
             .incr(self.keys.hooks_version(), 1)
@@ -474,112 +473,6 @@ fn new_epoch() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// What the store says of itself: its identity and its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreState {
-    pub epoch: Option<String>,
-    /// An epoch an operator accepted after a regression.
-    pub accepted: Option<String>,
-    pub version: u64,
-}
-
-/// What a process does with the store's state, given what it has loaded (pure).
-///
-/// A store restarted without persistence, failed over to a lagging replica or restored
-/// from a backup comes back empty or older: its version goes backwards, or its epoch is
-/// gone or another. Taking that as a change would drop events for every hook it lost, and
-/// the version climbing back would later hide real changes; so a process keeps routing on
-/// its last good snapshot and reports the regression until the snapshot is written back or
-/// an operator accepts the store as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreCheck {
-    /// Same epoch, same version: nothing to do.
-    Current,
-    /// Same epoch, a newer version: load it.
-    Reload,
-    /// Load it whatever the version: the first load, the first epoch written, or one an
-    /// operator accepted.
-    Adopt,
-    /// Keep the last good snapshot.
-    Regressed,
-}
-
-impl StoreCheck {
-    /// `known` is the epoch and version of the installed snapshot; `None` before the first.
-    pub fn of(known: Option<(&Option<String>, u64)>, seen: &StoreState) -> StoreCheck {
-        let Some((epoch, version)) = known else {
-            return StoreCheck::Adopt;
-        };
-        if seen.epoch != *epoch {
-            let accepted = seen.epoch.is_some() && seen.accepted == seen.epoch;
-            let first = epoch.is_none() && seen.version >= version;
-            return if accepted || first {
-                StoreCheck::Adopt
-            } else {
-                StoreCheck::Regressed
-            };
-        }
-        match seen.version.cmp(&version) {
-            std::cmp::Ordering::Less => StoreCheck::Regressed,
-            std::cmp::Ordering::Equal => StoreCheck::Current,
-            std::cmp::Ordering::Greater => StoreCheck::Reload,
-        }
-    }
-}
-
-/// One consistent view of every hook, indexed for routing.
-#[derive(Default)]
-pub struct HookSnapshot {
-    pub version: u64,
-    hooks: HashMap<HookId, Arc<Hook>>,
-    by_event: HashMap<EventName, Vec<Arc<Hook>>>,
-    loaded_at: Option<Instant>,
-}
-
-impl HookSnapshot {
-    pub fn new(version: u64, hooks: Vec<Hook>) -> HookSnapshot {
-        let hooks: HashMap<HookId, Arc<Hook>> = hooks
-            .into_iter()
-            .map(|h| (h.id.clone(), Arc::new(h)))
-            .collect();
-        let mut by_event: HashMap<EventName, Vec<Arc<Hook>>> = HashMap::new();
-        for hook in hooks.values() {
-            for event in EventName::all().filter(|e| hook.wants(*e)) {
-                by_event.entry(event).or_default().push(hook.clone());
-            }
-        }
-        HookSnapshot {
-            version,
-            hooks,
-            by_event,
-            loaded_at: Some(Instant::now()),
-        }
-    }
-
-    /// The hooks that want `event` (enabled, subscribed).
-    pub fn subscribers(&self, event: EventName) -> &[Arc<Hook>] {
-        self.by_event.get(&event).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    pub fn get(&self, id: &HookId) -> Option<&Arc<Hook>> {
-        self.hooks.get(id)
-    }
-
-    pub fn hooks(&self) -> impl Iterator<Item = &Arc<Hook>> {
-        self.hooks.values()
-    }
-
-    /// False only for the empty placeholder a cache starts with.
-    pub fn is_loaded(&self) -> bool {
-        self.loaded_at.is_some()
-    }
-
-    /// How long ago this snapshot was loaded from Redis.
-    pub fn age(&self) -> Duration {
-        self.loaded_at.map(|t| t.elapsed()).unwrap_or_default()
-    }
-}
-
 /// A cheap-to-clone handle on the current snapshot; readers never wait for a reload.
 #[derive(Clone)]
 pub struct HookCache {
@@ -683,7 +576,7 @@ impl HookCache {
 pub fn start(
     redis_url: &str,
     keys: RedisKeys,
-    readiness: &crate::ops::Readiness,
+    readiness: &crate::health::Readiness,
     tasks: &tokio_util::task::TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<(HookStore, HookCache), StoreError> {
@@ -704,8 +597,8 @@ pub fn start(
 /// The readiness conditions the refresh keeps: Redis answers; the store is not older than
 /// the snapshot.
 pub struct Health {
-    pub redis: crate::ops::Flag,
-    pub consistent: crate::ops::Flag,
+    pub redis: crate::health::Flag,
+    pub consistent: crate::health::Flag,
 }
 
 /// Keeps `cache` current until `shutdown`: a reload when the version changed, checked every
@@ -746,7 +639,7 @@ async fn poll(
                 health.redis.set(true);
                 health.consistent.set(!regressed);
                 cache.verified.store(
-                    crate::payload::now_ms(),
+                    hookbus_contracts::payload::now_ms(),
                     std::sync::atomic::Ordering::Relaxed,
                 );
             }
@@ -827,8 +720,8 @@ async fn listen(store: &HookStore, announced: &Notify, shutdown: &CancellationTo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook::HookInput;
-    use crate::target::TargetPolicy;
+    use hookbus_contracts::hook::HookInput;
+    use hookbus_contracts::target::TargetPolicy;
 
     fn hook(events: &[&str], enabled: bool) -> Hook {
         let input: HookInput = serde_json::from_value(serde_json::json!({
@@ -836,62 +729,6 @@ mod tests {
         }))
         .unwrap();
         input.validate(&TargetPolicy::default()).unwrap()
-    }
-
-    #[test]
-    fn a_store_that_comes_back_older_or_another_is_a_regression() {
-        let state = |epoch: Option<&str>, accepted: Option<&str>, version| StoreState {
-            epoch: epoch.map(Into::into),
-            accepted: accepted.map(Into::into),
-            version,
-        };
-        let e1 = Some("e1".to_owned());
-        let none: Option<String> = None;
-        use StoreCheck::*;
-        assert_eq!(StoreCheck::of(None, &state(None, None, 0)), Adopt);
-        assert_eq!(
-            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 5)),
-            Current
-        );
-        assert_eq!(
-            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 6)),
-            Reload
-        );
-        // Restarted empty, restored from an older backup, or replaced.
-        assert_eq!(
-            StoreCheck::of(Some((&e1, 5)), &state(None, None, 0)),
-            Regressed
-        );
-        assert_eq!(
-            StoreCheck::of(Some((&e1, 5)), &state(None, None, 1000)),
-            Regressed
-        );
-        assert_eq!(
-            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 4)),
-            Regressed
-        );
-        assert_eq!(
-            StoreCheck::of(Some((&e1, 5)), &state(Some("e2"), None, 9)),
-            Regressed
-        );
-        // An operator accepted the store as it is.
-        assert_eq!(
-            StoreCheck::of(Some((&e1, 5)), &state(Some("e2"), Some("e2"), 9)),
-            Adopt
-        );
-        // A store from before epochs gets its first one, or loses its hooks.
-        assert_eq!(
-            StoreCheck::of(Some((&none, 5)), &state(Some("e1"), None, 6)),
-            Adopt
-        );
-        assert_eq!(
-            StoreCheck::of(Some((&none, 5)), &state(Some("e1"), None, 1)),
-            Regressed
-        );
-        assert_eq!(
-            StoreCheck::of(Some((&none, 5)), &state(None, None, 0)),
-            Regressed
-        );
     }
 
     #[test]
@@ -903,30 +740,5 @@ mod tests {
         assert_eq!(cache.snapshot().hooks().count(), 1);
         cache.install(HookSnapshot::new(6, vec![]));
         assert_eq!(cache.snapshot().version, 6);
-    }
-
-    #[test]
-    fn snapshot_indexes_enabled_subscribers_by_event() {
-        let a = hook(&["PostSignIn"], true);
-        let b = hook(&["PostSignIn", "User.Created"], true);
-        let off = hook(&["PostSignIn"], false);
-        let snap = HookSnapshot::new(1, vec![a.clone(), b.clone(), off.clone()]);
-        let sign_in = EventName::parse("PostSignIn").unwrap();
-        let mut ids: Vec<_> = snap
-            .subscribers(sign_in)
-            .iter()
-            .map(|h| h.id.clone())
-            .collect();
-        ids.sort();
-        let mut expected = vec![a.id.clone(), b.id.clone()];
-        expected.sort();
-        assert_eq!(ids, expected);
-        assert!(snap
-            .subscribers(EventName::parse("Role.Created").unwrap())
-            .is_empty());
-        assert!(
-            snap.get(&off.id).is_some(),
-            "disabled hooks are known, just not routed to"
-        );
     }
 }

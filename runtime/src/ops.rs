@@ -4,9 +4,6 @@
 //! dependency the process registered ([`Readiness::flag`]) is up, and 503 with the list
 //! otherwise, so an orchestrator stops sending work to a process that cannot do it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -15,72 +12,8 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Readiness;
 use crate::http;
-
-/// One readiness condition (connected to RabbitMQ, to Redis, consuming...).
-#[derive(Clone, Default)]
-pub struct Flag(Arc<AtomicBool>);
-
-impl Flag {
-    pub fn set(&self, up: bool) {
-        self.0.store(up, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// The two conditions of a process that consumes from RabbitMQ.
-#[derive(Clone, Default)]
-pub struct BrokerFlags {
-    pub connected: Flag,
-    pub consuming: Flag,
-}
-
-impl BrokerFlags {
-    pub fn register(readiness: &Readiness) -> BrokerFlags {
-        BrokerFlags {
-            connected: readiness.flag("rabbitmq"),
-            consuming: readiness.flag("consuming"),
-        }
-    }
-
-    pub fn down(&self) {
-        self.connected.set(false);
-        self.consuming.set(false);
-    }
-}
-
-#[derive(Clone, Default)]
-pub struct Readiness {
-    flags: Arc<Mutex<Vec<(&'static str, Flag)>>>,
-}
-
-impl Readiness {
-    /// Registers a condition, down until set.
-    pub fn flag(&self, name: &'static str) -> Flag {
-        let flag = Flag::default();
-        self.flags
-            .lock()
-            .expect("readiness lock")
-            .push((name, flag.clone()));
-        flag
-    }
-
-    pub fn state(&self) -> Vec<(&'static str, bool)> {
-        self.flags
-            .lock()
-            .expect("readiness lock")
-            .iter()
-            .map(|(n, f)| (*n, f.get()))
-            .collect()
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.state().iter().all(|(_, up)| *up)
-    }
-}
 
 /// The routes every process serves; services merge their own API into it.
 pub fn routes(registry: Registry, readiness: Readiness) -> Router {
@@ -134,17 +67,11 @@ pub fn routes(registry: Registry, readiness: Readiness) -> Router {
         )
 }
 
-/// Each readiness condition as a 0/1 gauge: `hookbus_rabbitmq_connected`,
-/// `hookbus_redis_connected`, `hookbus_consuming`.
+/// Each readiness condition as a 0/1 gauge.
 fn readiness_gauges(readiness: &Readiness) -> String {
     let mut text = String::new();
     for (flag, up) in readiness.state() {
-        let name = match flag {
-            "consuming" => "hookbus_consuming".to_owned(),
-            "lease" => "hookbus_router_lease_valid".to_owned(),
-            "hook_store" => "hookbus_hook_store_consistent".to_owned(),
-            other => format!("hookbus_{other}_connected"),
-        };
+        let name = hookbus_contracts::metric_names::readiness_gauge(flag);
         text.push_str(&format!(
             "# HELP {name} 1 while the `{flag}` readiness condition holds\n# TYPE {name} gauge\n{name} {}\n",
             u8::from(up)

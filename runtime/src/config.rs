@@ -5,9 +5,9 @@
 use clap::builder::BoolishValueParser;
 use clap::ArgAction;
 
-use crate::keys::RedisKeys;
-use crate::target::TargetPolicy;
-use crate::topology::Topology;
+use hookbus_contracts::keys::RedisKeys;
+use hookbus_contracts::target::TargetPolicy;
+use hookbus_contracts::topology::Topology;
 
 #[derive(clap::Args, Clone)]
 pub struct CommonConfig {

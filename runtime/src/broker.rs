@@ -5,12 +5,16 @@
 //! comes back as [`PublishError::Unroutable`] instead of vanishing, and a broker nack is an
 //! error. Callers ack what they consumed only after this returns `Ok`.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
+
+use crate::health::BrokerFlags;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -65,6 +69,46 @@ pub async fn connect_until(
         wait = (wait * 2).min(Duration::from_secs(5));
     }
 }
+
+/// Runs `session` on a connection to `amqp_url` until `shutdown`, reconnecting with backoff
+/// whenever a session ends on a broker failure: the one reconnect loop of every consuming
+/// process. `flags` follow the link (`connected` while a session runs; `consuming` is the
+/// session's to set). A session that ends without error while `shutdown` has not fired was
+/// cancelled by the broker (a queue deleted, a node restarted) and is started again too.
+pub async fn supervise<E, Session>(
+    amqp_url: &str,
+    name: &str,
+    flags: &BrokerFlags,
+    shutdown: &CancellationToken,
+    mut session: impl FnMut(Arc<Connection>) -> Session,
+) where
+    E: std::fmt::Display,
+    Session: Future<Output = Result<(), E>>,
+{
+    while let Some(conn) = connect_until(amqp_url, name, shutdown).await {
+        flags.connected.set(true);
+        let conn = Arc::new(conn);
+        let result = session(conn.clone()).await;
+        flags.down();
+        let _ = conn.close(200, "session over".into()).await;
+        match result {
+            Ok(()) if shutdown.is_cancelled() => return,
+            Ok(()) => tracing::warn!(
+                process = name,
+                "consumer cancelled by the broker; reconnecting"
+            ),
+            Err(err) => tracing::warn!(process = name, error = %err, "lost RabbitMQ; reconnecting"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RECONNECT_PAUSE) => {}
+        }
+    }
+}
+
+/// A pause between sessions, so a broker that accepts connections and then fails every
+/// session at once is not hammered.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
 pub async fn confirm_channel(conn: &Connection) -> lapin::Result<Channel> {
     let ch = conn.create_channel().await?;

@@ -1,0 +1,211 @@
+//! The hook configuration as every process routes by it: an immutable, indexed
+//! [`HookSnapshot`], and the pure rule ([`StoreCheck`]) that decides whether what the store
+//! now says replaces it.
+//!
+//! The Redis side (reading the store, keeping a cache current) lives in the runtime crate;
+//! what is here has no I/O, so routing decisions and regression rules are unit-tested.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::catalogue::EventName;
+use crate::hook::Hook;
+use crate::ids::HookId;
+
+/// What the store says of itself: its identity and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreState {
+    pub epoch: Option<String>,
+    /// An epoch an operator accepted after a regression.
+    pub accepted: Option<String>,
+    pub version: u64,
+}
+
+/// What a process does with the store's state, given what it has loaded (pure).
+///
+/// A store restarted without persistence, failed over to a lagging replica or restored
+/// from a backup comes back empty or older: its version goes backwards, or its epoch is
+/// gone or another. Taking that as a change would drop events for every hook it lost, and
+/// the version climbing back would later hide real changes; so a process keeps routing on
+/// its last good snapshot and reports the regression until the snapshot is written back or
+/// an operator accepts the store as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCheck {
+    /// Same epoch, same version: nothing to do.
+    Current,
+    /// Same epoch, a newer version: load it.
+    Reload,
+    /// Load it whatever the version: the first load, the first epoch written, or one an
+    /// operator accepted.
+    Adopt,
+    /// Keep the last good snapshot.
+    Regressed,
+}
+
+impl StoreCheck {
+    /// `known` is the epoch and version of the installed snapshot; `None` before the first.
+    pub fn of(known: Option<(&Option<String>, u64)>, seen: &StoreState) -> StoreCheck {
+        let Some((epoch, version)) = known else {
+            return StoreCheck::Adopt;
+        };
+        if seen.epoch != *epoch {
+            let accepted = seen.epoch.is_some() && seen.accepted == seen.epoch;
+            let first = epoch.is_none() && seen.version >= version;
+            return if accepted || first {
+                StoreCheck::Adopt
+            } else {
+                StoreCheck::Regressed
+            };
+        }
+        match seen.version.cmp(&version) {
+            std::cmp::Ordering::Less => StoreCheck::Regressed,
+            std::cmp::Ordering::Equal => StoreCheck::Current,
+            std::cmp::Ordering::Greater => StoreCheck::Reload,
+        }
+    }
+}
+
+/// One consistent view of every hook, indexed for routing.
+#[derive(Default)]
+pub struct HookSnapshot {
+    pub version: u64,
+    hooks: HashMap<HookId, Arc<Hook>>,
+    by_event: HashMap<EventName, Vec<Arc<Hook>>>,
+    /// False only for the empty placeholder a cache starts with.
+    loaded: bool,
+}
+
+impl HookSnapshot {
+    pub fn new(version: u64, hooks: Vec<Hook>) -> HookSnapshot {
+        let hooks: HashMap<HookId, Arc<Hook>> = hooks
+            .into_iter()
+            .map(|h| (h.id.clone(), Arc::new(h)))
+            .collect();
+        let mut by_event: HashMap<EventName, Vec<Arc<Hook>>> = HashMap::new();
+        for hook in hooks.values() {
+            for event in EventName::all().filter(|e| hook.wants(*e)) {
+                by_event.entry(event).or_default().push(hook.clone());
+            }
+        }
+        HookSnapshot {
+            version,
+            hooks,
+            by_event,
+            loaded: true,
+        }
+    }
+
+    /// The hooks that want `event` (enabled, subscribed).
+    pub fn subscribers(&self, event: EventName) -> &[Arc<Hook>] {
+        self.by_event.get(&event).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn get(&self, id: &HookId) -> Option<&Arc<Hook>> {
+        self.hooks.get(id)
+    }
+
+    pub fn hooks(&self) -> impl Iterator<Item = &Arc<Hook>> {
+        self.hooks.values()
+    }
+
+    /// False only for the empty placeholder a cache starts with.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::HookInput;
+    use crate::target::TargetPolicy;
+
+    fn hook(events: &[&str], enabled: bool) -> Hook {
+        let input: HookInput = serde_json::from_value(serde_json::json!({
+            "events": events, "config": {"url": "https://example.com/h"}, "enabled": enabled
+        }))
+        .unwrap();
+        input.validate(&TargetPolicy::default()).unwrap()
+    }
+
+    #[test]
+    fn a_store_that_comes_back_older_or_another_is_a_regression() {
+        let state = |epoch: Option<&str>, accepted: Option<&str>, version| StoreState {
+            epoch: epoch.map(Into::into),
+            accepted: accepted.map(Into::into),
+            version,
+        };
+        let e1 = Some("e1".to_owned());
+        let none: Option<String> = None;
+        use StoreCheck::*;
+        assert_eq!(StoreCheck::of(None, &state(None, None, 0)), Adopt);
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 5)),
+            Current
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 6)),
+            Reload
+        );
+        // Restarted empty, restored from an older backup, or replaced.
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(None, None, 0)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(None, None, 1000)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e1"), None, 4)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e2"), None, 9)),
+            Regressed
+        );
+        // An operator accepted the store as it is.
+        assert_eq!(
+            StoreCheck::of(Some((&e1, 5)), &state(Some("e2"), Some("e2"), 9)),
+            Adopt
+        );
+        // A store from before epochs gets its first one, or loses its hooks.
+        assert_eq!(
+            StoreCheck::of(Some((&none, 5)), &state(Some("e1"), None, 6)),
+            Adopt
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&none, 5)), &state(Some("e1"), None, 1)),
+            Regressed
+        );
+        assert_eq!(
+            StoreCheck::of(Some((&none, 5)), &state(None, None, 0)),
+            Regressed
+        );
+    }
+
+    #[test]
+    fn snapshot_indexes_enabled_subscribers_by_event() {
+        let a = hook(&["PostSignIn"], true);
+        let b = hook(&["PostSignIn", "User.Created"], true);
+        let off = hook(&["PostSignIn"], false);
+        let snap = HookSnapshot::new(1, vec![a.clone(), b.clone(), off.clone()]);
+        let sign_in = EventName::parse("PostSignIn").unwrap();
+        let mut ids: Vec<_> = snap
+            .subscribers(sign_in)
+            .iter()
+            .map(|h| h.id.clone())
+            .collect();
+        ids.sort();
+        let mut expected = vec![a.id.clone(), b.id.clone()];
+        expected.sort();
+        assert_eq!(ids, expected);
+        assert!(snap
+            .subscribers(EventName::parse("Role.Created").unwrap())
+            .is_empty());
+        assert!(
+            snap.get(&off.id).is_some(),
+            "disabled hooks are known, just not routed to"
+        );
+    }
+}
