@@ -23,14 +23,18 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event with a fresh id; the payload is put in Logto's order.
+    /// A new event with a fresh id, accepted now: [`Event::at`] at the edge.
     pub fn new(name: EventName, fields: Payload) -> Event {
-        let now = payload::now_ms();
+        Event::at(EventId::generate(), name, fields, payload::now_ms())
+    }
+
+    /// The event `id`, accepted at `accepted_at_ms`; the payload is put in Logto's order.
+    pub fn at(id: EventId, name: EventName, fields: Payload, accepted_at_ms: i64) -> Event {
         Event {
-            id: EventId::generate(),
+            id,
             name,
-            accepted_at_ms: now,
-            payload: RawPayload::new(&payload::canonicalize(name, fields, now)),
+            accepted_at_ms,
+            payload: RawPayload::new(&payload::canonicalize(name, fields, accepted_at_ms)),
         }
     }
 

@@ -63,9 +63,10 @@ impl Hook {
         }
     }
 
-    /// Replaces the signing key; the old one keeps signing for `overlap`.
-    pub fn rotate_key(&mut self, overlap: std::time::Duration, now_ms: i64) {
-        let old = std::mem::replace(&mut self.signing_key, SigningKey::generate());
+    /// Replaces the signing key with `new_key`; the old one keeps signing for `overlap`
+    /// after `now_ms`.
+    pub fn rotate_key(&mut self, new_key: SigningKey, overlap: std::time::Duration, now_ms: i64) {
+        let old = std::mem::replace(&mut self.signing_key, new_key);
         self.retiring_key = (!overlap.is_zero()).then(|| RetiringKey {
             key: old,
             until: now_ms + overlap.as_millis() as i64,
@@ -202,8 +203,34 @@ const RESERVED_HEADERS: &[&str] = &[
     "transfer-encoding",
 ];
 
+/// What a new hook is given rather than told: its id, its signing key, its creation time.
+/// Passed in, so that validation is a pure function and a test pins every field.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub id: HookId,
+    pub signing_key: SigningKey,
+    pub created_at: i64,
+}
+
+impl Minted {
+    /// A fresh id and key, now: what the admin API gives a hook it creates.
+    pub fn fresh() -> Minted {
+        Minted {
+            id: HookId::generate(),
+            signing_key: SigningKey::generate(),
+            created_at: now_ms(),
+        }
+    }
+}
+
 impl HookInput {
+    /// [`HookInput::into_hook`] with a [`Minted::fresh`] id, key and time.
     pub fn validate(self, policy: &TargetPolicy) -> Result<Hook, HookError> {
+        self.into_hook(policy, Minted::fresh())
+    }
+
+    /// The hook this input describes, or the first field that is wrong.
+    pub fn into_hook(self, policy: &TargetPolicy, minted: Minted) -> Result<Hook, HookError> {
         let events = dedup(self.events.unwrap_or_default());
         if events.is_empty() && self.event.is_none() {
             return Err(HookError::MissingEvents);
@@ -213,14 +240,14 @@ impl HookInput {
         validate_config(&self.config, policy)?;
         Ok(Hook {
             tenant_id: "default".into(),
-            id: HookId::generate(),
+            id: minted.id,
             name,
             event: self.event,
             events,
             config: self.config,
-            signing_key: SigningKey::generate(),
+            signing_key: minted.signing_key,
             enabled: self.enabled.unwrap_or(true),
-            created_at: now_ms(),
+            created_at: minted.created_at,
             retiring_key: None,
         })
     }
@@ -332,7 +359,11 @@ mod tests {
         .validate(&OPEN)
         .unwrap();
         let old = hook.signing_key.clone();
-        hook.rotate_key(std::time::Duration::from_secs(60), 1_000);
+        hook.rotate_key(
+            SigningKey::generate(),
+            std::time::Duration::from_secs(60),
+            1_000,
+        );
         assert_ne!(hook.signing_key, old);
         let keys: Vec<_> = hook.signing_keys(1_000).cloned().collect();
         assert_eq!(keys, [hook.signing_key.clone(), old]);
@@ -408,5 +439,21 @@ mod tests {
         );
         assert_eq!(v["event"], serde_json::Value::Null);
         assert_eq!(v["config"]["headers"]["x-a"], "1");
+    }
+
+    #[test]
+    fn a_new_hook_takes_the_id_key_and_time_it_is_given() {
+        let minted = Minted {
+            id: HookId::parse("pinnedhookid").unwrap(),
+            signing_key: SigningKey::from("k".repeat(32)),
+            created_at: 1_700_000_000_000,
+        };
+        let hook = input(serde_json::json!({"events": ["PostSignIn"], "config": {"url": "https://example.com/h"}}))
+            .unwrap()
+            .into_hook(&OPEN, minted)
+            .unwrap();
+        assert_eq!(hook.id.as_str(), "pinnedhookid");
+        assert_eq!(hook.signing_key.expose(), "k".repeat(32));
+        assert_eq!(hook.created_at, 1_700_000_000_000);
     }
 }

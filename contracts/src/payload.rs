@@ -467,4 +467,72 @@ mod tests {
         assert_eq!(iso_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_millis(1_732_400_000_123), "2024-11-23T22:13:20.123Z");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JSON values a payload field may hold (bounded depth).
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                ".{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(2, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn fields() -> impl Strategy<Value = Payload> {
+            prop::collection::vec(("[a-zA-Z]{1,10}", value()), 0..8)
+                .prop_map(|pairs| pairs.into_iter().collect())
+        }
+
+        fn event() -> impl Strategy<Value = EventName> {
+            let all: Vec<EventName> = EventName::all().collect();
+            prop::sample::select(all)
+        }
+
+        proptest! {
+            /// The delivered body is the payload's fields, in their order, then `hookId`,
+            /// whatever whitespace the payload's text carried.
+            #[test]
+            fn a_rendered_body_is_the_fields_then_the_hook_id(fields in fields(), pretty in any::<bool>()) {
+                let text = if pretty {
+                    serde_json::to_string_pretty(&fields).unwrap()
+                } else {
+                    serde_json::to_string(&fields).unwrap()
+                };
+                let raw: RawPayload = serde_json::from_str(&text).unwrap();
+                let hook = HookId::parse("hook1").unwrap();
+                let body: Payload = serde_json::from_slice(&render(&raw, &hook)).unwrap();
+                let mut expected = fields.clone();
+                expected.shift_remove("hookId");
+                expected.insert("hookId".into(), Value::String("hook1".into()));
+                prop_assert_eq!(body.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+                prop_assert_eq!(body, expected);
+            }
+
+            /// Logto's order is a fixed point: `event` first, no caller `hookId`, no field
+            /// lost, and ordering again changes nothing.
+            #[test]
+            fn canonical_order_keeps_every_field_and_is_stable(event in event(), fields in fields(), at in 0i64..4_102_444_800_000) {
+                let once = canonicalize(event, fields.clone(), at);
+                prop_assert!(!once.contains_key("hookId"));
+                prop_assert!(matches!(once.get("event"), Some(Value::String(e)) if e == event.as_str()));
+                prop_assert!(once.contains_key("createdAt"));
+                for key in fields.keys().filter(|k| *k != "hookId") {
+                    prop_assert!(once.contains_key(key), "lost {}", key);
+                }
+                let twice = canonicalize(event, once.clone(), at);
+                prop_assert_eq!(twice.keys().collect::<Vec<_>>(), once.keys().collect::<Vec<_>>());
+            }
+        }
+    }
 }

@@ -208,4 +208,72 @@ mod tests {
             "disabled hooks are known, just not routed to"
         );
     }
+
+    mod properties {
+        use super::*;
+        use crate::hook::{HookConfig, Minted};
+        use crate::ids::SigningKey;
+        use proptest::prelude::*;
+
+        fn events() -> Vec<EventName> {
+            EventName::all().collect()
+        }
+
+        /// A hook with any subset of events, the legacy single event or none, enabled or not.
+        fn hook() -> impl Strategy<Value = Hook> {
+            let all = events();
+            (
+                prop::sample::subsequence(all.clone(), 0..6),
+                prop::option::of(prop::sample::select(all)),
+                any::<bool>(),
+            )
+                .prop_map(|(events, event, enabled)| {
+                    let input = HookInput {
+                        name: None,
+                        event,
+                        events: Some(events),
+                        config: HookConfig {
+                            url: "https://example.com/h".into(),
+                            headers: Default::default(),
+                            retries: None,
+                        },
+                        enabled: Some(enabled),
+                    };
+                    let minted = Minted {
+                        id: HookId::generate(),
+                        signing_key: SigningKey::generate(),
+                        created_at: 0,
+                    };
+                    // Neither events nor event: not a valid hook; give it the legacy field.
+                    input
+                        .clone()
+                        .into_hook(&TargetPolicy::default(), minted.clone())
+                        .unwrap_or_else(|_| {
+                            HookInput {
+                                event: Some(EventName::all().next().unwrap()),
+                                ..input
+                            }
+                            .into_hook(&TargetPolicy::default(), minted)
+                            .unwrap()
+                        })
+                })
+        }
+
+        proptest! {
+            /// The index answers exactly Logto's rule: an event goes to every hook that
+            /// wants it, once, and to no other.
+            #[test]
+            fn subscribers_are_exactly_the_hooks_that_want_the_event(
+                hooks in prop::collection::vec(hook(), 0..12),
+                event in prop::sample::select(events()),
+            ) {
+                let snapshot = HookSnapshot::new(1, hooks.clone());
+                let mut routed: Vec<_> = snapshot.subscribers(event).iter().map(|h| h.id.clone()).collect();
+                routed.sort();
+                let mut wanted: Vec<_> = hooks.iter().filter(|h| h.wants(event)).map(|h| h.id.clone()).collect();
+                wanted.sort();
+                prop_assert_eq!(routed, wanted);
+            }
+        }
+    }
 }

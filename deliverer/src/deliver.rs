@@ -50,7 +50,7 @@ pub async fn process(ctx: &DeliverCtx, publish: &Channel, hook: &HookId, msg: Am
         settle::settle(ctx, publish, msg, &delivery, decision).await;
     }
     .instrument(span)
-    .await
+    .await;
 }
 
 /// Makes one attempt and decides what follows; returns the delivery updated with it.

@@ -296,4 +296,85 @@ mod tests {
             Decision::DeadLetter { .. }
         ));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn failure() -> impl Strategy<Value = Failure> {
+            prop::sample::select(vec![
+                Failure::Timeout,
+                Failure::Dns,
+                Failure::Tls,
+                Failure::Connect,
+                Failure::Blocked,
+                Failure::Other,
+            ])
+        }
+
+        fn schedule() -> impl Strategy<Value = Vec<Duration>> {
+            prop::collection::vec((1u64..100_000).prop_map(Duration::from_millis), 0..8)
+        }
+
+        proptest! {
+            /// Standard Webhooks' rule for every status code: 2xx delivered, 410 gone, 408,
+            /// 429 and 5xx retried, everything else permanent.
+            #[test]
+            fn every_status_is_classified_by_its_class(code in 100u16..1000, wait in prop::option::of(0u64..3600)) {
+                let result = AttemptResult::Status { code, retry_after: wait.map(Duration::from_secs) };
+                let outcome = classify(&result);
+                match code {
+                    200..=299 => prop_assert_eq!(outcome, Outcome::Delivered),
+                    410 => prop_assert_eq!(outcome, Outcome::Gone),
+                    408 | 429 | 500.. => {
+                        let retryable = matches!(outcome, Outcome::Retryable { retry_after, .. } if retry_after == wait.map(Duration::from_secs));
+                        prop_assert!(retryable);
+                    }
+                    _ => {
+                        let permanent = matches!(outcome, Outcome::Permanent { .. });
+                        prop_assert!(permanent);
+                    }
+                }
+            }
+
+            /// A failure to reach the endpoint is retried, except a target the guard refused.
+            #[test]
+            fn failures_are_retried_unless_refused(f in failure()) {
+                let outcome = classify(&AttemptResult::Failed(f));
+                prop_assert_eq!(f == Failure::Blocked, matches!(outcome, Outcome::Permanent { .. }));
+            }
+
+            /// A retryable failure is retried while the schedule has a wait for it, in a
+            /// tier of the schedule at least as long as the wait asked for (up to the longest),
+            /// the jitter taking at most a tenth off; after the last wait it is parked.
+            #[test]
+            fn retries_follow_the_schedule_within_the_jitter(
+                schedule in schedule(),
+                attempts in 1u32..12,
+                retry_after in prop::option::of((0u64..200_000).prop_map(Duration::from_millis)),
+                seed in any::<u64>(),
+            ) {
+                use rand::SeedableRng;
+                let policy = RetryPolicy::new(schedule.clone());
+                let outcome = Outcome::Retryable { reason: "HTTP 503".into(), retry_after };
+                let decision = policy.decide(&outcome, attempts, &mut rand::rngs::StdRng::seed_from_u64(seed));
+                match schedule.get(attempts as usize - 1) {
+                    None => {
+                        let parked = matches!(decision, Decision::DeadLetter { disable: None, .. });
+                        prop_assert!(parked);
+                    }
+                    Some(&scheduled) => {
+                        let Decision::Retry { tier, wait } = decision else {
+                            return Err(TestCaseError::fail(format!("{decision:?}")));
+                        };
+                        let tiers = policy.tiers();
+                        prop_assert!(tiers.contains(&tier));
+                        let wanted = scheduled.max(retry_after.unwrap_or_default());
+                        prop_assert!(tier >= wanted.min(*tiers.last().unwrap()));
+                        prop_assert!(wait <= tier && wait >= tier.mul_f64(0.9));
+                    }
+                }
+            }
+        }
+    }
 }

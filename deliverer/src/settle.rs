@@ -190,7 +190,7 @@ pub async fn park_unreadable(
         .properties
         .message_id()
         .as_ref()
-        .map(|s| s.to_string())
+        .map(std::string::ToString::to_string)
         .unwrap_or_default();
     match dead_letter(ctx, publish, hook, &msg.data, &id, reason).await {
         Ok(()) => {
@@ -244,16 +244,16 @@ async fn disable_hook(
                 .inc();
             match park_backlog(ctx, publish, hook, reason).await {
                 Ok(n) => {
-                    tracing::warn!(hook_id = %hook, parked = n, "backlog of a disabled hook dead-lettered")
+                    tracing::warn!(hook_id = %hook, parked = n, "backlog of a disabled hook dead-lettered");
                 }
                 Err(err) => {
-                    tracing::error!(hook_id = %hook, error = %err, "backlog of a disabled hook not dead-lettered")
+                    tracing::error!(hook_id = %hook, error = %err, "backlog of a disabled hook not dead-lettered");
                 }
             }
         }
         Err(UpdateError::Refused(())) | Err(UpdateError::NotFound) => {}
         Err(UpdateError::Store(err)) => {
-            tracing::error!(hook_id = %hook, error = %err, %reason, "could not disable a failing hook")
+            tracing::error!(hook_id = %hook, error = %err, %reason, "could not disable a failing hook");
         }
     }
 }
@@ -288,7 +288,7 @@ async fn park_backlog(
             .properties
             .message_id()
             .as_ref()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .unwrap_or_default();
         dead_letter(ctx, publish, hook, &msg.delivery.data, &id, reason).await?;
         msg.delivery.ack(BasicAckOptions::default()).await?;

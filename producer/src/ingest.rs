@@ -227,7 +227,7 @@ async fn ingest(
         state.refuse(match e.code {
             "event.unknown" => "unknown_event",
             _ => "malformed",
-        })
+        });
     })?;
     let lease = match state.admit(endpoint, key, &body).await? {
         Admission::Publish(lease) => lease,
@@ -410,7 +410,7 @@ impl IngestState {
             Ok(true) => {}
             Ok(false) => tracing::warn!("idempotency key expired while publishing"),
             Err(err) => {
-                tracing::warn!(error = %err, "idempotency key not settled: Redis unavailable")
+                tracing::warn!(error = %err, "idempotency key not settled: Redis unavailable");
             }
         }
         answer

@@ -129,7 +129,10 @@ fn describe(msg: &BasicGetMessage) -> DeadLetter {
         },
         Some(Target::Router(e)) => event(&e),
         None => DeadLetter {
-            event_id: props.message_id().as_ref().map(|s| s.to_string()),
+            event_id: props
+                .message_id()
+                .as_ref()
+                .map(std::string::ToString::to_string),
             event: None,
             payload: Value::String(String::from_utf8_lossy(&msg.delivery.data).into_owned()),
             reason,
@@ -187,7 +190,7 @@ async fn pass_through(
             None => {
                 let props =
                     broker::without_header(msg.delivery.properties.clone(), "x-delivery-count");
-                broker::publish_confirmed(&ch, "", &queue, &msg.delivery.data, props).await?
+                broker::publish_confirmed(&ch, "", &queue, &msg.delivery.data, props).await?;
             }
             Some(target) => {
                 republish(&ch, topology, &target).await?;

@@ -280,10 +280,12 @@ pub async fn publish_all(
             .properties
             .message_id()
             .as_ref()
-            .map(|i| i.as_str());
+            .map(ShortString::as_str);
         let mut found = false;
         for (flag, msg) in returned.iter_mut().zip(batch) {
-            if msg.routing_key == key && msg.props.message_id().as_ref().map(|i| i.as_str()) == id {
+            if msg.routing_key == key
+                && msg.props.message_id().as_ref().map(ShortString::as_str) == id
+            {
                 *flag = true;
                 found = true;
             }

@@ -459,7 +459,7 @@ impl HookStore {
                 match value.map(|v| serde_json::from_str::<Hook>(&v)) {
                     Some(Ok(hook)) => hooks.push(hook),
                     Some(Err(err)) => {
-                        tracing::error!(%key, error = %err, "unreadable hook record skipped")
+                        tracing::error!(%key, error = %err, "unreadable hook record skipped");
                     }
                     None => {}
                 }
@@ -663,7 +663,7 @@ async fn check(store: &HookStore, cache: &HookCache) -> Result<bool, StoreError>
     match verdict {
         StoreCheck::Current | StoreCheck::Regressed => {}
         StoreCheck::Reload => {
-            cache.install(HookSnapshot::new(seen.version, store.load_all().await?))
+            cache.install(HookSnapshot::new(seen.version, store.load_all().await?));
         }
         StoreCheck::Adopt => cache.adopt(
             HookSnapshot::new(seen.version, store.load_all().await?),

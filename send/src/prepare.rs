@@ -73,7 +73,7 @@ mod tests {
 
     use hookbus_contracts::hook::HookInput;
     use hookbus_contracts::target::TargetPolicy;
-    use hookbus_contracts::{Event, EventName};
+    use hookbus_contracts::{Event, EventName, SigningKey};
 
     #[test]
     fn prepared_request_carries_both_signatures_and_custom_headers() {
@@ -122,7 +122,7 @@ mod tests {
         .unwrap();
         let mut hook = input.validate(&TargetPolicy::default()).unwrap();
         let old = hook.signing_key.clone();
-        hook.rotate_key(Duration::from_secs(60), 1_000_000);
+        hook.rotate_key(SigningKey::generate(), Duration::from_secs(60), 1_000_000);
         let event = Event::new(EventName::parse("PostSignIn").unwrap(), Default::default());
         let delivery = Delivery::new(hook.id.clone(), event.clone());
         let p = prepare(&delivery, &hook, 1_000_000);

@@ -183,9 +183,8 @@ mod tests {
         let strict = GuardedResolver {
             policy: TargetPolicy::default(),
         };
-        let err = match strict.resolve(Name::from_str("localhost").unwrap()).await {
-            Err(err) => err,
-            Ok(_) => panic!("localhost resolved through the guard"),
+        let Err(err) = strict.resolve(Name::from_str("localhost").unwrap()).await else {
+            panic!("localhost resolved through the guard")
         };
         assert!(err.downcast_ref::<TargetError>().is_some(), "{err}");
         let open = GuardedResolver {

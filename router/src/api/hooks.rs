@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Json;
 use hookbus_contracts::hook::{HookError, HookInput, HookPatch};
 use hookbus_contracts::payload::now_ms;
-use hookbus_contracts::{Hook, HookId};
+use hookbus_contracts::{Hook, HookId, SigningKey};
 use hookbus_runtime::http::ApiError;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -176,7 +176,7 @@ pub async fn rotate_key(
     let hook = state
         .store
         .update(&hook_id(&id)?, |hook| {
-            hook.rotate_key(overlap, now_ms());
+            hook.rotate_key(SigningKey::generate(), overlap, now_ms());
             Ok::<(), ApiError>(())
         })
         .await
