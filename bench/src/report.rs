@@ -930,3 +930,6 @@ fn scale_target(scale: &Scale) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
