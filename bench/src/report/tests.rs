@@ -3,12 +3,12 @@
 //! `bench/fixtures/report/`, so that a change to a template, or to what the Rust side hands
 //! it, shows as a difference in the documents it writes. The first fixture holds the figures
 //! of a real run, the one `docs/BENCHMARKS.md` was written from (rendered, they gave that file
-//! byte for byte when the fixture was made); the others take the branches that run did not
-//! (targets missed, queues and scenarios skipped, CPU figures missing). The fixtures were
-//! captured from the report as it was before its words moved into templates.
+//! byte for byte when the fixture was made); the others take the branches that run did not:
+//! targets missed, queues and scenarios skipped, CPU figures missing, and the quick run that
+//! skips all but the one-hook paths. The fixtures were captured from the report as it was
+//! before its words moved into templates, and have changed since only on purpose.
 //! `BLESS=1 cargo test -p hookbus-bench report` rewrites them from what the report now
 //! renders: do that only for a change meant to alter the output, and read their diff.
-
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -337,6 +337,14 @@ fn spread() -> Measured {
     m
 }
 
+/// The quick run of "Where the time goes": the queues and every scenario skipped.
+fn quick() -> Measured {
+    let mut m = measured();
+    m.queues = None;
+    m.scenarios = scenarios::Figures::default();
+    m
+}
+
 fn fixture(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/report")
@@ -378,6 +386,7 @@ fn the_report_renders_as_its_fixtures() {
         ("missed", missed()),
         ("skipped", skipped()),
         ("spread", spread()),
+        ("quick", quick()),
     ] {
         let report = measured.report();
         check(&format!("{name}.md"), &report.markdown().unwrap());
