@@ -54,7 +54,7 @@ pub fn fields(seq: usize, sent_ns: u64) -> Map<String, Value> {
 }
 
 /// How much load each path gets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Plan {
     /// Messages of each saturated run.
     pub events: usize,

@@ -6,6 +6,7 @@ use tokio::process::Command;
 
 use crate::rabbitmqctl;
 
+#[derive(serde::Serialize)]
 pub struct Machine {
     pub date: String,
     pub cpus: usize,

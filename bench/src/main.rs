@@ -176,8 +176,8 @@ async fn main() -> Result<()> {
         run_time: started.elapsed(),
         others_cpu,
     };
-    println!("\n{}", report.tables());
-    std::fs::write(&args.out, report.markdown())
+    println!("\n{}", report.tables()?);
+    std::fs::write(&args.out, report.markdown()?)
         .with_context(|| format!("writing {}", args.out.display()))?;
     plot::draw(&plot, &report.bars())?;
     println!("written to {} and {}", args.out.display(), plot.display());
