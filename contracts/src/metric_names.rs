@@ -30,6 +30,33 @@ pub const HOOK_OLDEST_MESSAGE_AGE: &str = "hookbus_hook_oldest_message_age_secon
 pub const RETRY_TIER_MESSAGES: &str = "hookbus_retry_tier_messages";
 pub const DEAD_LETTER_MESSAGES: &str = "hookbus_dead_letter_messages";
 
+/// Every name above, for the checks that dashboards and alerts use only these.
+pub const ALL: &[&str] = &[
+    EVENTS_INGESTED,
+    EVENTS_PUBLISHED,
+    INGEST_REJECTED,
+    INGEST_IDEMPOTENT_REPLAYS,
+    PUBLISH_DURATION,
+    ROUTER_EVENTS,
+    ROUTER_FANOUT,
+    ROUTER_DELIVERIES_PUBLISHED,
+    HOOK_CACHE_LOADED,
+    HOOKS,
+    QUEUE_MESSAGES,
+    DELIVERIES,
+    DELIVERY_ATTEMPTS,
+    ATTEMPT_DURATION,
+    DELIVERY_LATENCY,
+    DELIVERIES_IN_FLIGHT,
+    HOOK_CONSUMERS,
+    HOOKS_DISABLED,
+    DELIVERY_LOGS_DROPPED,
+    HOOK_BACKLOG,
+    HOOK_OLDEST_MESSAGE_AGE,
+    RETRY_TIER_MESSAGES,
+    DEAD_LETTER_MESSAGES,
+];
+
 /// The 0/1 gauge of a readiness condition, as every process exports it:
 /// `hookbus_rabbitmq_connected`, `hookbus_redis_connected`, `hookbus_consuming`,
 /// `hookbus_router_lease_valid`, `hookbus_hook_store_consistent`.
@@ -39,5 +66,40 @@ pub fn readiness_gauge(condition: &str) -> String {
         "lease" => "hookbus_router_lease_valid".to_owned(),
         "hook_store" => "hookbus_hook_store_consistent".to_owned(),
         other => format!("hookbus_{other}_connected"),
+    }
+}
+
+/// The readiness conditions processes register (`/readyz` lists them by these names).
+pub const READINESS_CONDITIONS: &[&str] =
+    &["rabbitmq", "redis", "consuming", "lease", "hook_store"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions_and_are_unique() {
+        let mut all: Vec<String> = ALL.iter().map(|n| (*n).to_owned()).collect();
+        all.extend(READINESS_CONDITIONS.iter().map(|c| readiness_gauge(c)));
+        for name in &all {
+            assert!(name.starts_with("hookbus_"), "{name}");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+        }
+        for name in [EVENTS_INGESTED, ROUTER_EVENTS, DELIVERIES, HOOKS_DISABLED] {
+            assert!(name.ends_with("_total"), "a counter: {name}");
+        }
+        for name in [PUBLISH_DURATION, ATTEMPT_DURATION, DELIVERY_LATENCY] {
+            assert!(
+                name.ends_with("_seconds"),
+                "a duration in base units: {name}"
+            );
+        }
+        let count = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), count, "a name used twice");
     }
 }
