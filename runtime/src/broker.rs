@@ -45,9 +45,77 @@ pub struct Outgoing<'a> {
     pub props: BasicProperties,
 }
 
-pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
-    let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, props).await
+/// The nodes of one RabbitMQ cluster, as `HOOKBUS_AMQP_URL` lists them (comma-separated),
+/// checked: a URL that does not parse is an error that names it, at startup, not an
+/// endless retry.
+pub fn parse_nodes(list: &str) -> Result<Vec<String>, String> {
+    let nodes: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if nodes.is_empty() {
+        return Err("no AMQP URL given".into());
+    }
+    for node in &nodes {
+        node.parse::<lapin::uri::AMQPUri>()
+            .map_err(|e| format!("`{}` is not an AMQP URL: {e}", redact(node)))?;
+    }
+    Ok(nodes)
+}
+
+/// A URL as it may be logged: without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// How long one node may take to accept a connection before the next is tried: a node cut
+/// off by a partition does not answer at all.
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to one node of `urls` (one AMQP URL, or the comma-separated nodes of a
+/// cluster), trying each in turn. Processes start at different nodes (by process id), so a
+/// fleet spreads over the cluster, and a process that lost its node fails over to the next.
+pub async fn connect(urls: &str, name: &str) -> lapin::Result<Connection> {
+    let nodes: Vec<&str> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let first = std::process::id() as usize % nodes.len().max(1);
+    let mut last = None;
+    for i in 0..nodes.len() {
+        let url = nodes[(first + i) % nodes.len()];
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        match tokio::time::timeout(NODE_CONNECT_TIMEOUT, Connection::connect(url, props)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(err)) => {
+                tracing::debug!(node = %redact(url), error = %err, "RabbitMQ node unreachable");
+                last = Some(err);
+            }
+            Err(_) => {
+                tracing::debug!(node = %redact(url), "RabbitMQ node did not answer in time");
+                last = Some(timed_out());
+            }
+        }
+    }
+    Err(last.unwrap_or_else(timed_out))
+}
+
+fn timed_out() -> lapin::Error {
+    lapin::ErrorKind::IOError(std::sync::Arc::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no RabbitMQ node answered",
+    )))
+    .into()
 }
 
 /// Connects, retrying with capped exponential backoff, until it succeeds or `shutdown` fires.
@@ -376,5 +444,21 @@ impl Drop for Lent<'_> {
             // Its permit is forgotten with it; the session sees the pool unhealthy.
             self.pool.permits.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_a_comma_separated_list_and_a_bad_url_is_named() {
+        let nodes = parse_nodes("amqp://u:p@a:5672/%2f, amqp://u:p@b:5673/%2f,").unwrap();
+        assert_eq!(nodes, ["amqp://u:p@a:5672/%2f", "amqp://u:p@b:5673/%2f"]);
+        let err = parse_nodes("amqp://u:secret@a:5672/%2f,http//nope").unwrap_err();
+        assert!(err.contains("http//nope"), "{err}");
+        assert!(parse_nodes(" , ").is_err());
+        let err = parse_nodes("amqp://u:secret@a:notaport/%2f").unwrap_err();
+        assert!(!err.contains("secret"), "a password in an error: {err}");
     }
 }

@@ -11,11 +11,13 @@ use hookbus_contracts::topology::Topology;
 
 #[derive(clap::Args, Clone)]
 pub struct CommonConfig {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL, or the comma-separated URLs of a cluster's nodes (a process connects to
+    /// one that answers and fails over to another when it is lost).
     #[arg(
         long,
         env = "HOOKBUS_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        value_parser = parse_amqp_urls
     )]
     pub amqp_url: String,
     /// Redis URL.
@@ -113,6 +115,11 @@ fn parse_proxy(s: &str) -> Result<String, String> {
 }
 
 /// One duration such as `10s` or `24h`.
+/// `HOOKBUS_AMQP_URL`: every node's URL must parse (see [`crate::broker::parse_nodes`]).
+pub fn parse_amqp_urls(s: &str) -> Result<String, String> {
+    crate::broker::parse_nodes(s).map(|nodes| nodes.join(","))
+}
+
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration: {e}"))
 }
