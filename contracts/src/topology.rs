@@ -11,10 +11,11 @@
 //! Every declaration is idempotent, so each process declares what it uses at startup and a
 //! fresh broker needs no setup. Names are namespaced by `HOOKBUS_PREFIX`.
 //!
-//! Per-hook queues are classic (version 2) queues: one quorum queue per hook is a Raft group
-//! per hook, which costs memory and CPU per idle hook at 10,000 hooks; the events and
-//! dead-letter queues, which hold what must survive a node loss, are quorum queues. The
-//! measurement behind this choice is in `docs/BENCHMARKS.md`.
+//! The events and dead-letter queues are quorum queues: replicated, they survive the loss of
+//! a node. The queues that hold deliveries (each hook's queue and the retry tiers) are of
+//! the [`QueueType`] `HOOKBUS_HOOK_QUEUE_TYPE` names: quorum by default, so a backlog
+//! survives a node too; classic (version 2) for a single node, where an idle queue costs
+//! less. The measurements behind the default are in `docs/BENCHMARKS.md`.
 
 use std::time::Duration;
 
@@ -29,16 +30,60 @@ pub const DEAD_LETTER_REASON_HEADER: &str = "x-hookbus-reason";
 /// Header on a hook's dead letter: when it was parked (epoch ms).
 pub const DEAD_LETTER_AT_HEADER: &str = "x-hookbus-dead-at";
 
+/// The kind of the queues that hold deliveries (per-hook queues and retry tiers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QueueType {
+    /// Replicated (Raft) over the cluster: survives the loss of a node.
+    #[default]
+    Quorum,
+    /// On one node (version 2): cheaper per idle queue; its backlog is lost with its node's
+    /// disk and unreachable while its node is down.
+    Classic,
+}
+
+impl QueueType {
+    pub fn parse(s: &str) -> Result<QueueType, String> {
+        match s {
+            "quorum" => Ok(QueueType::Quorum),
+            "classic" => Ok(QueueType::Classic),
+            other => Err(format!("`{other}` is not a queue type (quorum or classic)")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Topology {
     prefix: String,
+    delivery_queues: QueueType,
 }
 
 impl Topology {
+    /// The topology of `prefix`, with quorum queues for deliveries.
     pub fn new(prefix: &str) -> Topology {
         Topology {
             prefix: prefix.to_owned(),
+            delivery_queues: QueueType::default(),
         }
+    }
+
+    /// The same names, with deliveries held in queues of `kind`.
+    pub fn with_delivery_queues(self, kind: QueueType) -> Topology {
+        Topology {
+            delivery_queues: kind,
+            ..self
+        }
+    }
+
+    /// The kind of the per-hook queues and retry tiers.
+    pub fn delivery_queues(&self) -> QueueType {
+        self.delivery_queues
     }
 
     pub fn prefix(&self) -> &str {

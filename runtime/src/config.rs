@@ -7,7 +7,7 @@ use clap::ArgAction;
 
 use hookbus_contracts::keys::RedisKeys;
 use hookbus_contracts::target::TargetPolicy;
-use hookbus_contracts::topology::Topology;
+use hookbus_contracts::topology::{QueueType, Topology};
 
 #[derive(clap::Args, Clone)]
 pub struct CommonConfig {
@@ -27,6 +27,12 @@ pub struct CommonConfig {
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
+    /// Kind of the queues that hold deliveries (each hook's queue, the retry tiers): `quorum`
+    /// survives the loss of a node of a cluster; `classic` costs less per idle hook on a
+    /// single node. Every process of a prefix must agree, and an existing queue keeps its
+    /// kind (changing it means draining and deleting the prefix's queues).
+    #[arg(long, env = "HOOKBUS_HOOK_QUEUE_TYPE", default_value = "quorum", value_parser = QueueType::parse)]
+    pub hook_queue_type: QueueType,
     /// Namespace of every exchange, queue and Redis key ([A-Za-z0-9_-]).
     #[arg(long, env = "HOOKBUS_PREFIX", default_value = "hookbus", value_parser = parse_prefix)]
     pub prefix: String,
@@ -68,11 +74,12 @@ impl CommonConfig {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             prefix: parse_prefix(prefix).expect("a valid prefix"),
+            hook_queue_type: QueueType::default(),
         }
     }
 
     pub fn topology(&self) -> Topology {
-        Topology::new(&self.prefix)
+        Topology::new(&self.prefix).with_delivery_queues(self.hook_queue_type)
     }
 
     pub fn redis_keys(&self) -> RedisKeys {

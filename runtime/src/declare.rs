@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hookbus_contracts::topology::{Topology, EVENT_DELIVERY_LIMIT};
+use hookbus_contracts::topology::{QueueType, Topology, EVENT_DELIVERY_LIMIT};
 use hookbus_contracts::HookId;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -41,10 +41,7 @@ impl Declare for Topology {
             "x-dead-letter-routing-key".into(),
             string(&self.events_dead_queue()),
         );
-        // At-least-once dead-lettering: the broker keeps a parked event until the dead
-        // letter queue has confirmed it (needs reject-publish overflow).
-        args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
-        args.insert("x-overflow".into(), string("reject-publish"));
+        at_least_once_dead_lettering(&mut args);
         declare_queue(ch, &self.events_queue(), args).await?;
         bind(ch, &self.events_queue(), &self.events_exchange(), "#").await
     }
@@ -55,9 +52,7 @@ impl Declare for Topology {
 
     async fn declare_hook(&self, ch: &Channel, hook: &HookId) -> lapin::Result<()> {
         let queue = self.hook_queue(hook);
-        let mut args = FieldTable::default();
-        args.insert("x-queue-version".into(), AMQPValue::LongInt(2));
-        declare_queue(ch, &queue, args).await?;
+        declare_queue(ch, &queue, delivery_queue(self.delivery_queues())).await?;
         bind(ch, &queue, &self.deliveries_exchange(), hook.as_str()).await
     }
 
@@ -69,7 +64,7 @@ impl Declare for Topology {
         for delay in schedule {
             let name = self.retry_tier(*delay);
             declare_exchange(ch, &name, ExchangeKind::Fanout).await?;
-            let mut args = FieldTable::default();
+            let mut args = delivery_queue(self.delivery_queues());
             args.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
@@ -78,6 +73,11 @@ impl Declare for Topology {
                 "x-dead-letter-exchange".into(),
                 string(&self.deliveries_exchange()),
             );
+            if self.delivery_queues() == QueueType::Quorum {
+                // A delivery leaves its tier only once its hook's queue has taken it: classic
+                // queues dead-letter at most once, and a crash in between would drop it.
+                at_least_once_dead_lettering(&mut args);
+            }
             declare_queue(ch, &name, args).await?;
             bind(ch, &name, &name, "").await?;
         }
@@ -87,6 +87,25 @@ impl Declare for Topology {
 
 fn string(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
+}
+
+/// At-least-once dead-lettering: the broker keeps a dead-lettered message until the target
+/// queue has confirmed it (quorum queues only; needs reject-publish overflow).
+fn at_least_once_dead_lettering(args: &mut FieldTable) {
+    args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+    args.insert("x-overflow".into(), string("reject-publish"));
+}
+
+/// The arguments of a queue that holds deliveries.
+fn delivery_queue(kind: QueueType) -> FieldTable {
+    match kind {
+        QueueType::Quorum => quorum(),
+        QueueType::Classic => {
+            let mut args = FieldTable::default();
+            args.insert("x-queue-version".into(), AMQPValue::LongInt(2));
+            args
+        }
+    }
 }
 
 fn quorum() -> FieldTable {
