@@ -1,7 +1,9 @@
 //! Signing keys never appear in logs, metrics or error messages. This test binary installs
 //! a global log subscriber (hookbus at TRACE, everything else at DEBUG), runs a full hook
 //! life cycle with deliveries, failures, a key rotation and a test send, then searches all
-//! it captured for every signing key the API returned.
+//! it captured for every signing key the API returned. It is a binary of its own, outside
+//! `tests/tests/it`: the subscriber is process-wide, and would slow and capture every
+//! other test running beside it.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
