@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod receiver;
 pub mod servers;
 pub mod service;
+pub mod tools;
 
 pub use pipeline::Pipeline;
 pub use receiver::{Received, Receiver};

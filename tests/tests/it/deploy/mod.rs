@@ -12,7 +12,8 @@
 //! - RabbitMQ policies are data, cover the hook queues, and drop nothing;
 //! - every metric the dashboard and the alert rules query is in [`metrics::METRICS`], the names the
 //!   processes export, and the dashboard has the panels operators need;
-//! - `promtool` validates the Prometheus files when it is installed (skipped otherwise);
+//! - `promtool` validates the Prometheus files (deploy/tools.sh installs it; without it the
+//!   check is skipped, or fails when CI=true);
 //! - the test command's last line says what happened: the totals, a failed build, or that
 //!   no test ran (with a stand-in `cargo`);
 //! - the demo's closing report has what the README's examples need.

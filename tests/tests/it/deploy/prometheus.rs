@@ -1,6 +1,6 @@
 //! deploy/prometheus/: every service is scraped where it serves `/metrics`, the alert rules
-//! operators need exist and query exported metrics of scraped jobs, and `promtool` validates
-//! the files when it is installed.
+//! operators need exist and query exported metrics of scraped jobs, and `promtool` (installed
+//! by deploy/tools.sh) validates the files.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -152,6 +152,10 @@ fn alert_rules_query_exported_metrics_of_the_scraped_jobs() {
 
 #[test]
 fn promtool_validates_the_prometheus_files() {
+    let Some(promtool) = hookbus_tests::tools::find("promtool") else {
+        let promtool = "promtool (from Debian's prometheus package)";
+        return hookbus_tests::tools::skip_without("the Prometheus files' check", &[promtool]);
+    };
     let dir = deploy_path("prometheus");
     let runs = [
         vec!["check", "config", "prometheus.yml"],
@@ -159,21 +163,11 @@ fn promtool_validates_the_prometheus_files() {
         vec!["test", "rules", "alerts_test.yml"],
     ];
     for args in runs {
-        let output = match std::process::Command::new("promtool")
+        let output = std::process::Command::new(&promtool)
             .args(&args)
             .current_dir(&dir)
             .output()
-        {
-            Ok(output) => output,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                println!(
-                    "note: promtool is not installed (Debian: apt-get install prometheus); \
-                     deploy/prometheus was not validated by it"
-                );
-                return;
-            }
-            Err(err) => panic!("running promtool: {err}"),
-        };
+            .unwrap_or_else(|err| panic!("running {}: {err}", promtool.display()));
         assert!(
             output.status.success(),
             "promtool {}:\n{}{}",
