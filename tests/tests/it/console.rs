@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hookbus_tests::pipeline::{ADMIN_TOKEN, INGEST_TOKEN};
-use hookbus_tests::{tools, Pipeline, Receiver};
+use hookbus_tests::{check, eventually, tools, Pipeline, Receiver};
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -195,8 +195,12 @@ async fn a_portal_link_opens_its_hook_only_and_expires() {
     let (_, short) = mint(&p, mine, json!({"expiresIn": 1})).await;
     let short = format!("Portal {}", short["token"].as_str().unwrap());
     assert_eq!(portal_call(&p, Method::GET, &own, &short).await.0, 200);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, body) = portal_call(&p, Method::GET, &own, &short).await;
+    let what = "the link minted for a second to stop opening";
+    let (status, body) = eventually(what, Duration::from_millis(1100), async || {
+        let answer = portal_call(&p, Method::GET, &own, &short).await;
+        check(answer, |(status, _)| *status != 200)
+    })
+    .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (401, Some("portal.link_expired"))

@@ -11,6 +11,7 @@ mod deploy;
 mod event_sources;
 mod hooks_api;
 mod hostile;
+mod kit;
 mod logto_script;
 mod openapi;
 mod operations;
