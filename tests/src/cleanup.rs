@@ -82,7 +82,7 @@ where
             .enable_all()
             .build()
             .expect("a runtime for the cleanup")
-            .block_on(future)
+            .block_on(future);
     });
     if thread.join().is_err() {
         eprintln!("a cleanup thread panicked");
@@ -91,7 +91,7 @@ where
 
 /// Deletes every queue, exchange and Redis key of `prefix` on the shared servers.
 pub async fn cleanup(prefix: &str, schedule: &[Duration]) {
-    cleanup_on(&Servers::default(), prefix, schedule).await
+    cleanup_on(&Servers::default(), prefix, schedule).await;
 }
 
 /// Deletes every queue, exchange and Redis key of `prefix` on `servers`: the events queues,

@@ -286,7 +286,7 @@ impl Pipeline {
         eventually(what, Duration::from_secs(60), async || {
             readiness(&self.http, addr).await.map(drop)
         })
-        .await
+        .await;
     }
 
     pub fn topology(&self) -> Topology {

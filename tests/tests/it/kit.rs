@@ -52,7 +52,7 @@ async fn a_test_that_panics_leaves_nothing_under_its_prefix() {
                 receiver.wait_for(1, Duration::from_secs(20)).await;
                 sent.send((p.prefix.clone(), hook_id(&hook))).unwrap();
                 panic!("the test failed");
-            })
+            });
     });
     let panic = test.join().expect_err("the test panicked");
     assert_eq!(message(panic), "the test failed");

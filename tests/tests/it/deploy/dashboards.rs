@@ -123,7 +123,7 @@ fn dashboard_has_the_panels_and_queries_exported_metrics() {
         match queries.get(*title) {
             None => problems.push(format!("panel {title:?} is missing")),
             Some(exprs) if !exprs.iter().any(|e| queries_metric(e, metric)) => {
-                problems.push(format!("panel {title:?} does not query {metric}"))
+                problems.push(format!("panel {title:?} does not query {metric}"));
             }
             Some(_) => {}
         }

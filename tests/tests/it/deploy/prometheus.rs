@@ -142,7 +142,7 @@ fn alert_rules_query_exported_metrics_of_the_scraped_jobs() {
                     .expect("a regex")
                     .is_match(expr) =>
             {
-                problems.push(format!("alert {alert} does not query {metric}"))
+                problems.push(format!("alert {alert} does not query {metric}"));
             }
             Some(_) => {}
         }
