@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure the console's browser test (tests/tests/console.rs) can run: Debian's chromium,
+# Makes sure the console's browser test (tests/tests/it/console.rs) can run: Debian's chromium,
 # Node with npm, and playwright-core installed in tests/browser from its package-lock.json.
 # As root it installs what is missing with apt-get; otherwise it says what to install (the
-# test is then skipped, or fails when CI=true). Used by deploy/test.sh, so CI runs it too.
+# test is then skipped, or fails when CI=true). Run by deploy/tools.sh, which deploy/test.sh
+# runs, so CI runs it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

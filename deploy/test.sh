@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The test command: makes sure RabbitMQ and Redis answer and the browser test's tools are
-# installed (deploy/browser.sh), then runs every test of the
-# workspace against them (each test uses a HOOKBUS_PREFIX of its own and cleans up), and
-# closes with one line that cannot mislead: the totals over all test binaries, or that the
-# build failed, or that no test ran (which is not a pass either).
+# The test command: makes sure RabbitMQ and Redis answer and the tools tests call are
+# installed (deploy/tools.sh: promtool, and the browser test's through deploy/browser.sh),
+# then runs every test of the workspace against them (each test uses a HOOKBUS_PREFIX of
+# its own and cleans up), and closes with one line that cannot mislead: the totals over all
+# test binaries, or that the build failed, or that no test ran (which is not a pass either).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/services.sh
-bash deploy/browser.sh
+bash deploy/tools.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -30,7 +30,7 @@ impl Machine {
         );
         Machine {
             date,
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
             cpu_model: cpu_model().unwrap_or_else(|| "unknown".into()),
             rustc: rustc_version().await.unwrap_or_else(|| "unknown".into()),
             rabbitmq,

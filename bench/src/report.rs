@@ -86,7 +86,7 @@ impl Report<'_> {
                 label,
                 ratio: per_sec / bare,
                 group,
-            })
+            });
         };
         bar("bare broker".into(), bare, 0);
         bar(

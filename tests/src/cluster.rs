@@ -89,21 +89,16 @@ impl ClusterNode {
         assert!(status.success(), "rabbitmq-server -detached failed");
         self.wait_port(true, NODE_START).await;
         // The port opens before the node has finished booting: wait until it answers.
-        eventually(
-            format!("{} to boot", self.name),
-            NODE_START,
-            async || check(self.ctl(&["await_startup"]).await, |ok| *ok),
-        )
+        eventually(format!("{} to boot", self.name), NODE_START, async || {
+            check(self.ctl(&["await_startup"]).await, |ok| *ok)
+        })
         .await;
     }
 
     /// `kill -9` of the node's Erlang VM: a crash, nothing flushed.
     pub async fn kill(&self) {
         let pid = std::fs::read_to_string(self.dir.join("pid")).expect("the node wrote its pid");
-        let _ = Command::new("kill")
-            .args(["-9", pid.trim()])
-            .status()
-            .await;
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status().await;
         self.wait_port(false, Duration::from_secs(30)).await;
     }
 
@@ -156,11 +151,7 @@ impl RabbitCluster {
         }
         let first = nodes[0].name.clone();
         for node in &nodes[1..] {
-            for step in [
-                &["stop_app"][..],
-                &["join_cluster", &first],
-                &["start_app"],
-            ] {
+            for step in [&["stop_app"][..], &["join_cluster", &first], &["start_app"]] {
                 assert!(node.ctl(step).await, "{}: rabbitmqctl {step:?}", node.name);
             }
         }
@@ -185,7 +176,12 @@ impl RabbitCluster {
     pub async fn running_nodes(&self) -> usize {
         for node in &self.nodes {
             let out = Command::new("rabbitmqctl")
-                .args(["-n", &node.name, "eval", "length(rabbit_nodes:all_running())."])
+                .args([
+                    "-n",
+                    &node.name,
+                    "eval",
+                    "length(rabbit_nodes:all_running()).",
+                ])
                 .stderr(Stdio::null())
                 .output()
                 .await;

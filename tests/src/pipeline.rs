@@ -1,25 +1,34 @@
 //! A whole hookbus pipeline started in-process for one test: producer, router and any
 //! number of deliverers on free loopback ports, against the real RabbitMQ and Redis, under
 //! a prefix of its own. [`Pipeline::stop`] shuts it down and deletes every queue, exchange
-//! and Redis key of that prefix.
+//! and Redis key of that prefix; a test that panics or returns early gets the same from
+//! the pipeline's drop. It also reads the signals tests wait on instead of sleeping: the
+//! services' readiness and `/metrics`, queue depths, and [`Pipeline::wait_settled`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use deadpool_redis::redis::{self, AsyncCommands};
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::HookId;
 use hookbus_runtime::config::{CommonConfig, TargetConfig};
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::cleanup::on_own_thread;
+pub use crate::cleanup::{cleanup, cleanup_on, Cleanup};
+use crate::wait::{check, eventually};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const INGEST_TOKEN: &str = "test-ingest-token";
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// How long the helpers wait for a signal before they fail the test.
+pub const WAIT: Duration = Duration::from_secs(20);
+/// How long a service gets to stop when its test is over.
+const STOP_LIMIT: Duration = Duration::from_secs(15);
 
 /// A prefix no other test or running pipeline uses.
 pub fn unique_prefix(test: &str) -> String {
@@ -89,16 +98,35 @@ pub fn deliverer_config_on(
     }
 }
 
+/// A service running in the test's runtime. Dropped, it is told to stop (its shutdown
+/// token) and ends in the background; [`Service::stop`] also waits for it to end.
 pub struct Service {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Service {
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    async fn stop_in_place(&mut self) {
+        if let Some(task) = self.begin_stop() {
+            let _ = tokio::time::timeout(STOP_LIMIT, task).await;
+        }
+    }
+
+    /// Tells the service to stop; its task, to wait for, unless that was done already.
+    fn begin_stop(&mut self) -> Option<JoinHandle<()>> {
         self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        self.task.take()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 
@@ -122,7 +150,7 @@ where
     Service {
         addr,
         shutdown,
-        task,
+        task: Some(task),
     }
 }
 
@@ -182,6 +210,10 @@ pub async fn start_deliverer(config: hookbus_deliverer::Config) -> Service {
     .await
 }
 
+/// Producer, router and deliverers of one test. Dropped without [`Pipeline::stop`] (the test
+/// panicked or returned early), it stops its services, waits for them to end, and deletes
+/// its prefix all the same; services a test started beside it are told to stop when they
+/// are dropped.
 pub struct Pipeline {
     pub prefix: String,
     pub producer: Service,
@@ -190,6 +222,8 @@ pub struct Pipeline {
     pub schedule: Vec<Duration>,
     pub servers: Servers,
     pub http: reqwest::Client,
+    /// Dropped after the services (fields drop in order), so it deletes what they declared.
+    cleanup: Cleanup,
 }
 
 impl Pipeline {
@@ -215,6 +249,7 @@ impl Pipeline {
         deliverers: usize,
     ) -> Pipeline {
         let prefix = unique_prefix(test);
+        let cleanup = Cleanup::on(&servers, &prefix, schedule);
         let router = start_router_on(&prefix, &servers).await;
         let producer = start_producer(&prefix, &servers.amqp_url, 256 * 1024).await;
         let mut started = Vec::new();
@@ -229,6 +264,7 @@ impl Pipeline {
             schedule: schedule.to_vec(),
             servers,
             http: reqwest::Client::new(),
+            cleanup,
         };
         for addr in pipeline.addrs() {
             pipeline.wait_ready(addr).await;
@@ -242,26 +278,15 @@ impl Pipeline {
         addrs
     }
 
+    /// Waits until the service at `addr` answers `/readyz` with 200.
     pub async fn wait_ready(&self, addr: SocketAddr) {
         // Generous: a private RabbitMQ node that has just opened its port may take a while
         // more to declare the first quorum queues on a busy machine (seen once at 20 s).
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = self
-                .http
-                .get(format!("http://{addr}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if ok {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{addr} never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("{addr} to be ready");
+        eventually(what, Duration::from_secs(60), async || {
+            readiness(&self.http, addr).await.map(drop)
+        })
+        .await;
     }
 
     pub fn topology(&self) -> Topology {
@@ -294,31 +319,125 @@ impl Pipeline {
     /// Waits until every deliverer consumes `n` hook queues and the router knows at least
     /// `n` hooks (hooks are created in order, so the first `n` are among them).
     pub async fn wait_hooks(&self, n: usize) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        self.wait_consumers(n as f64, &format!("consume {n} hook queues"))
+            .await;
+        let what = format!("the router to know at least {n} hooks");
+        eventually(what, WAIT, async || {
+            check(self.router_metric("hookbus_hooks").await, |h| {
+                *h >= n as f64
+            })
+        })
+        .await;
+    }
+
+    /// Waits until every deliverer has loaded the hook store as it is now (a rotated key, a
+    /// new URL), which no metric states: a probe hook (subscribed to
+    /// `OrganizationScope.Deleted`, which must not be published meanwhile) is created, which
+    /// each deliverer shows by consuming its queue, then deleted, which each shows by
+    /// cancelling that consumer. Whatever was stored before the probe is loaded by then.
+    pub async fn wait_deliverers_current(&self) {
+        let (_, hooks) = self.admin(reqwest::Method::GET, "/api/hooks", None).await;
+        let enabled = hooks
+            .as_array()
+            .expect("the hooks list")
+            .iter()
+            .filter(|h| h["enabled"] == true)
+            .count() as f64;
+        let (status, probe) = self
+            .post_hook(
+                json!({"name": "probe", "events": ["OrganizationScope.Deleted"],
+                "config": {"url": "http://127.0.0.1:9/probe"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "the probe hook: {probe}");
+        self.wait_consumers(enabled + 1.0, "consume the probe hook's queue")
+            .await;
+        let path = format!("/api/hooks/{}", hook_id(&probe));
+        let (status, _) = self.admin(reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, 204, "deleting the probe hook");
+        self.wait_consumers(enabled, "drop the probe hook's consumer")
+            .await;
+    }
+
+    /// Waits until every deliverer consumes `n` hook queues.
+    async fn wait_consumers(&self, n: f64, doing: &str) {
         for addr in self.deliverers.iter().map(|d| d.addr) {
-            loop {
-                if metric(&self.http, addr, "hookbus_deliverer_hook_consumers").await
-                    == Some(n as f64)
-                {
-                    break;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "deliverer {addr} never consumed {n} hooks"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            eventually(format!("deliverer {addr} to {doing}"), WAIT, async || {
+                check(
+                    metric(&self.http, addr, "hookbus_deliverer_hook_consumers").await,
+                    |c| *c == Some(n),
+                )
+            })
+            .await;
         }
-        loop {
-            if metric(&self.http, self.router.addr, "hookbus_hooks").await >= Some(n as f64) {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "router never saw {n} hooks"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Waits until the pipeline has done all it will do with what it was given: the router
+    /// has settled (routed, dropped as unwanted, or parked) every event the producer
+    /// published, and the deliverers have brought every delivery the router published to an
+    /// end (delivered or dead-lettered), with no attempt under way. What a receiver holds
+    /// then is all it will get; a test asserts "nothing else arrived" after this. Events
+    /// published another way than through the producer, or dead letters replayed, are not
+    /// counted: such a test waits for its own signal.
+    pub async fn wait_settled(&self) {
+        eventually("the pipeline to settle every event", WAIT, async || {
+            let settled = self.settled().await;
+            check(settled, Settled::is_done)
+        })
+        .await;
+    }
+
+    /// What the producer, the router and the deliverers have counted so far.
+    pub async fn settled(&self) -> Settled {
+        let router = async |outcome: &str| {
+            let name = format!("hookbus_router_events_total{{outcome=\"{outcome}\"}}");
+            self.router_metric(&name).await
+        };
+        let ended = async |outcome: &str| {
+            let name = format!("hookbus_deliveries_total{{outcome=\"{outcome}\"}}");
+            self.deliverers_metric(&name).await
+        };
+        Settled {
+            published: metric(
+                &self.http,
+                self.producer.addr,
+                "hookbus_events_published_total",
+            )
+            .await
+            .unwrap_or(0.0),
+            routed: router("routed").await + router("unmatched").await + router("parked").await,
+            deliveries: self
+                .router_metric("hookbus_router_deliveries_published_total")
+                .await,
+            ended: ended("delivered").await + ended("dead_lettered").await,
+            in_flight: self.deliverers_metric("hookbus_deliveries_in_flight").await,
         }
+    }
+
+    /// A metric of the router (summed over its labels; 0 if it has no sample).
+    pub async fn router_metric(&self, name: &str) -> f64 {
+        metric(&self.http, self.router.addr, name)
+            .await
+            .unwrap_or(0.0)
+    }
+
+    /// A metric summed over the pipeline's deliverers (0 where one has no sample).
+    pub async fn deliverers_metric(&self, name: &str) -> f64 {
+        let mut sum = 0.0;
+        for d in &self.deliverers {
+            sum += metric(&self.http, d.addr, name).await.unwrap_or(0.0);
+        }
+        sum
+    }
+
+    /// One admin API call on the pipeline's router.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        admin(&self.http, self.router.addr, method, path, body).await
     }
 
     /// `POST /api/events` on the producer.
@@ -332,16 +451,75 @@ impl Pipeline {
         .await
     }
 
-    pub async fn stop(self) {
-        let prefix = self.prefix.clone();
-        let schedule = self.schedule.clone();
-        let servers = self.servers.clone();
-        for d in self.deliverers {
-            d.stop().await;
+    /// Stops the services, waiting for each, then deletes the prefix.
+    pub async fn stop(mut self) {
+        for d in &mut self.deliverers {
+            d.stop_in_place().await;
         }
-        self.producer.stop().await;
-        self.router.stop().await;
-        cleanup_on(&servers, &prefix, &schedule).await;
+        self.producer.stop_in_place().await;
+        self.router.stop_in_place().await;
+        self.cleanup.run().await;
+    }
+}
+
+impl Drop for Pipeline {
+    /// The test did not call [`Pipeline::stop`]: stop the services and wait for them (on a
+    /// thread of its own, while the test's runtime runs them) so that none declares again
+    /// what the cleanup deletes; then the `cleanup` field's own drop deletes the prefix.
+    fn drop(&mut self) {
+        let mut tasks: Vec<JoinHandle<()>> = self
+            .deliverers
+            .iter_mut()
+            .chain([&mut self.producer, &mut self.router])
+            .filter_map(Service::begin_stop)
+            .collect();
+        // A current-thread runtime runs nothing while its test unwinds: no use waiting.
+        let runs_meanwhile = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if tasks.is_empty() || !runs_meanwhile {
+            return;
+        }
+        on_own_thread(async move {
+            let all = futures::future::join_all(tasks.drain(..));
+            let _ = tokio::time::timeout(STOP_LIMIT, all).await;
+        });
+    }
+}
+
+/// Counts from the producer, the router and the deliverers: see [`Pipeline::wait_settled`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settled {
+    /// Events the producer published.
+    pub published: f64,
+    /// Events the router settled: routed, unmatched or parked.
+    pub routed: f64,
+    /// Deliveries the router published.
+    pub deliveries: f64,
+    /// Deliveries that ended: delivered or dead-lettered.
+    pub ended: f64,
+    /// Attempts under way.
+    pub in_flight: f64,
+}
+
+impl Settled {
+    pub fn is_done(&self) -> bool {
+        self.routed == self.published && self.ended == self.deliveries && self.in_flight == 0.0
+    }
+}
+
+/// `/readyz` of the service at `addr`: `Ok` when it answers 200, else what it answered.
+pub async fn readiness(http: &reqwest::Client, addr: SocketAddr) -> Result<Value, (u16, Value)> {
+    match http.get(format!("http://{addr}/readyz")).send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let body = res.json().await.unwrap_or(Value::Null);
+            if status == 200 {
+                Ok(body)
+            } else {
+                Err((status, body))
+            }
+        }
+        Err(err) => Err((0, Value::String(err.to_string()))),
     }
 }
 
@@ -459,14 +637,12 @@ pub async fn queue_depth(queue: &str) -> Option<u32> {
 
 /// Waits until `queue` holds exactly `n` ready messages; fails the test after `within`.
 pub async fn wait_depth(queue: &str, n: u32, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    while queue_depth(queue).await != Some(n) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{queue} never held {n} messages"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        format!("{queue} to hold {n} messages"),
+        within,
+        async || check(queue_depth(queue).await, |d| *d == Some(n)),
+    )
+    .await;
 }
 
 /// Takes one message off a queue (acked): its body and its `x-hookbus-reason` header.
@@ -489,65 +665,4 @@ pub async fn take_one(queue: &str) -> Option<(Vec<u8>, Option<String>)> {
 /// The id of a hook as the admin API answered it.
 pub fn hook_id(hook: &Value) -> HookId {
     HookId::parse(hook["id"].as_str().expect("a hook has an id")).expect("a valid hook id")
-}
-
-/// Deletes every queue, exchange and Redis key of `prefix` on the shared servers.
-pub async fn cleanup(prefix: &str, schedule: &[Duration]) {
-    cleanup_on(&Servers::default(), prefix, schedule).await
-}
-
-pub async fn cleanup_on(servers: &Servers, prefix: &str, schedule: &[Duration]) {
-    let topology = Topology::new(prefix);
-    let keys = hookbus_contracts::keys::RedisKeys::new(prefix);
-    let pool = deadpool_redis::Config::from_url(servers.redis_url.as_str())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
-    let Ok(mut redis) = pool.get().await else {
-        return;
-    };
-    let mut ids: Vec<String> = redis
-        .zrange(keys.hooks_index(), 0, -1)
-        .await
-        .unwrap_or_default();
-    // Hooks deleted in the last seconds, whose queues a stopped router did not remove.
-    let deleted: Vec<String> = redis
-        .zrange(keys.deleted_hooks(), 0, -1)
-        .await
-        .unwrap_or_default();
-    ids.extend(deleted);
-    let Ok(conn) =
-        hookbus_runtime::broker::connect(&servers.amqp_url, "hookbus-test-cleanup").await
-    else {
-        return;
-    };
-    let ch = conn.create_channel().await.unwrap();
-    let mut queues = vec![topology.events_queue(), topology.events_dead_queue()];
-    for id in ids.iter().filter_map(|id| HookId::parse(id)) {
-        queues.push(topology.hook_queue(&id));
-        queues.push(topology.dead_queue(&id));
-    }
-    let mut exchanges = vec![topology.events_exchange(), topology.deliveries_exchange()];
-    for delay in schedule {
-        queues.push(topology.retry_tier(*delay));
-        exchanges.push(topology.retry_tier(*delay));
-    }
-    for q in queues {
-        let _ = ch
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for e in exchanges {
-        let _ = ch
-            .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "".into()).await;
-    let all: Vec<String> = redis::cmd("KEYS")
-        .arg(keys.all_pattern())
-        .query_async(&mut *redis)
-        .await
-        .unwrap_or_default();
-    if !all.is_empty() {
-        let _: Result<(), _> = redis.del(all).await;
-    }
 }

@@ -1,6 +1,7 @@
 //! A real HTTP receiver on loopback that records every delivery and verifies it as a
 //! Logto or Standard Webhooks receiver would. Its answer can be scripted (a status sequence,
-//! a delay), and changed while a test runs.
+//! a delay), and changed while a test runs. Waiting on it fails loudly: [`Receiver::wait_for`]
+//! panics with what arrived when the deliveries awaited do not.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -17,6 +18,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Notify;
+
+use crate::wait::POLL;
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -168,7 +171,8 @@ impl Receiver {
         self.shared.received.lock().unwrap().clone()
     }
 
-    /// How many of `ids` have not arrived (as `webhook-id`) within `timeout`.
+    /// How many of `ids` have not arrived (as `webhook-id`) within `timeout`: 0 as soon as
+    /// all have, else the count at the deadline, for the caller to assert on.
     pub async fn missing(
         &self,
         ids: &std::collections::HashSet<String>,
@@ -176,27 +180,42 @@ impl Receiver {
     ) -> usize {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let got: std::collections::HashSet<String> = self
-                .received()
-                .iter()
-                .map(|r| r.header("webhook-id").to_owned())
-                .collect();
-            let missing = ids.difference(&got).count();
+            let missing = ids.difference(&self.webhook_ids()).count();
             if missing == 0 || tokio::time::Instant::now() >= deadline {
                 return missing;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
-    /// Waits until at least `n` requests arrived, or `timeout`; returns what arrived.
+    /// The `webhook-id` of every request so far.
+    pub fn webhook_ids(&self) -> std::collections::HashSet<String> {
+        self.received()
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect()
+    }
+
+    /// Waits until at least `n` requests arrived and returns them all; fails the test after
+    /// `timeout`, saying how many arrived and what they were.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.notify.notified();
             let got = self.received();
-            if got.len() >= n || tokio::time::Instant::now() >= deadline {
+            if got.len() >= n {
                 return got;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let seen: Vec<String> = got
+                    .iter()
+                    .map(|r| format!("/{} {}", r.path, r.header("webhook-id")))
+                    .collect();
+                panic!(
+                    "waited {timeout:?} for {n} requests at {}; {} arrived: {seen:?}",
+                    self.addr,
+                    got.len()
+                );
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::wait::{check, eventually};
+
 /// A free TCP port on loopback (released before the server binds it).
 pub fn spare_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -17,19 +19,14 @@ pub fn spare_port() -> u16 {
 }
 
 async fn wait_port(port: u16, up: bool, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_ok()
-        != up
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "port {port} never went {}",
-            if up { "up" } else { "down" }
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("port {port} to go {}", if up { "up" } else { "down" });
+    eventually(what, within, async || {
+        let open = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok();
+        check(open, |open| *open == up)
+    })
+    .await;
 }
 
 /// A RabbitMQ node of its own (name, ports, data directory), stopped when dropped.

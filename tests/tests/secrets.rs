@@ -1,7 +1,9 @@
 //! Signing keys never appear in logs, metrics or error messages. This test binary installs
 //! a global log subscriber (hookbus at TRACE, everything else at DEBUG), runs a full hook
 //! life cycle with deliveries, failures, a key rotation and a test send, then searches all
-//! it captured for every signing key the API returned.
+//! it captured for every signing key the API returned. It is a binary of its own, outside
+//! `tests/tests/it`: the subscriber is process-wide, and would slow and capture every
+//! other test running beside it.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -68,7 +70,8 @@ async fn no_signing_key_is_ever_logged_exported_or_returned_in_an_error() {
     )
     .unwrap();
     keys.push(rotated["signingKey"].as_str().unwrap().to_owned());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The deliverer signs the next deliveries with the new key (and the retiring one).
+    p.wait_deliverers_current().await;
     p.ingest(json!({"event": "PostSignIn"})).await;
     receiver.set_status(401);
     p.ingest(json!({"event": "PostSignIn"})).await;
@@ -92,7 +95,8 @@ async fn no_signing_key_is_ever_logged_exported_or_returned_in_an_error() {
     );
     texts.push(call(Method::GET, format!("/api/hooks/{id}/recent-logs"), None).await);
     texts.push(call(Method::GET, format!("/api/hooks/{id}/dead-letters"), None).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every delivery has ended (and been logged) before the metrics are read.
+    p.wait_settled().await;
     for addr in [p.producer.addr, p.router.addr, p.deliverers[0].addr] {
         texts.push(
             p.http

@@ -8,8 +8,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use hookbus_contracts::HookId;
-use hookbus_tests::pipeline::{self, hook_id, take_one, wait_depth, Pipeline, ADMIN_TOKEN};
-use hookbus_tests::{service, Receiver};
+use hookbus_tests::pipeline::{
+    self, hook_id, readiness, take_one, wait_depth, Cleanup, Pipeline, ADMIN_TOKEN,
+};
+use hookbus_tests::{check, eventually, service, Receiver};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -31,14 +33,21 @@ async fn patch_hook(
 
 /// Waits until the metric at `addr` reaches at least `n`.
 async fn metric_reaches(http: &reqwest::Client, addr: std::net::SocketAddr, name: &str, n: f64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while pipeline::metric(http, addr, name).await.unwrap_or(0.0) < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} at {addr} never reached {n}"
-        );
-        tokio::time::sleep(ms(20)).await;
-    }
+    eventually(format!("{name} at {addr} to reach {n}"), WAIT, async || {
+        check(pipeline::metric(http, addr, name).await, |v| {
+            v.unwrap_or(0.0) >= n
+        })
+    })
+    .await;
+}
+
+/// Waits until the hook `id` is disabled in `store`.
+async fn disabled(store: &hookbus_runtime::store::HookStore, id: &HookId) {
+    eventually("the failing hook to be disabled", WAIT, async || {
+        let enabled = store.get(id).await.unwrap().unwrap().enabled;
+        check(enabled, |e| !e)
+    })
+    .await;
 }
 
 /// A TCP listener that counts the connections made to it and closes them: what a proxy
@@ -59,7 +68,8 @@ async fn connection_counter() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_variables_in_the_environment_do_not_carry_deliveries() {
-    let p = Pipeline::start_with("proxy-env", &[ms(300)], 0).await;
+    // The child deliverer's retry schedule, so that the cleanup deletes its tier.
+    let p = Pipeline::start_with("proxy-env", &service::RETRY_SCHEDULE, 0).await;
     let (proxy_port, proxied) = connection_counter().await;
     let proxy = format!("http://127.0.0.1:{proxy_port}");
     let mut deliverer =
@@ -112,14 +122,7 @@ async fn re_enabling_an_auto_disabled_hook_starts_its_failing_streak_afresh() {
         hookbus_contracts::keys::RedisKeys::new(&p.prefix),
     )
     .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while store.get(&id).await.unwrap().unwrap().enabled {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the failing hook was never disabled"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
+    disabled(&store, &id).await;
 
     // Re-enabled: its next failure is retried (and then succeeds), not dead-lettered by
     // the streak of before.
@@ -135,23 +138,13 @@ async fn re_enabling_an_auto_disabled_hook_starts_its_failing_streak_afresh() {
             .filter(|r| r.header("webhook-id") == event_id)
             .count()
     };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while attempts() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the re-enabled hook's event never arrived"
-        );
-        tokio::time::sleep(ms(20)).await;
-    }
+    eventually("the re-enabled hook's event to arrive", WAIT, async || {
+        check(attempts(), |n| *n > 0)
+    })
+    .await;
     receiver.set_status(204);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while attempts() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the failed attempt was never retried: the old failing streak disabled the hook again"
-        );
-        tokio::time::sleep(ms(20)).await;
-    }
+    let what = "the failed attempt to be retried (not dead-lettered by the old failing streak)";
+    eventually(what, WAIT, async || check(attempts(), |n| *n >= 2)).await;
     assert!(store.get(&id).await.unwrap().unwrap().enabled);
     deliverer.stop().await;
     p.stop().await;
@@ -230,6 +223,7 @@ async fn exchange_with_one_binding(prefix: &str) -> (lapin::Connection, String, 
 async fn unroutable_returns_are_attributed_to_their_own_publish() {
     use futures::StreamExt;
     let prefix = pipeline::unique_prefix("returns");
+    let mut cleanup = Cleanup::new(&prefix, &[]);
     let (conn, exchange, _) = exchange_with_one_binding(&prefix).await;
     // The router's publishing path: 256 publishes at once through its confirm channels,
     // every other one to a key no queue takes. (On one shared channel, 185 of 2,000 were
@@ -263,7 +257,7 @@ async fn unroutable_returns_are_attributed_to_their_own_publish() {
     let unbound_reported_delivered = results.iter().filter(|(b, r)| !b && r.is_ok()).count();
     let bound_reported_returned = results.iter().filter(|(b, r)| *b && r.is_err()).count();
     let _ = conn.close(200, "".into()).await;
-    pipeline::cleanup(&prefix, &[]).await;
+    cleanup.run().await;
     assert_eq!(
         (unbound_reported_delivered, bound_reported_returned),
         (0, 0),
@@ -282,6 +276,7 @@ fn busy_stream(
         while !stop.is_cancelled() {
             let body = serde_json::to_vec(&json!({"event": "PostSignIn"})).unwrap();
             pipeline::ingest_raw(&http, addr, Some(pipeline::INGEST_TOKEN), body).await;
+            // The stream's pace, not a wait.
             tokio::time::sleep(ms(2)).await;
         }
     })
@@ -339,8 +334,11 @@ async fn a_change_answered_by_one_router_is_routed_by_every_router() {
             .map(|r| r.header("webhook-id").to_owned())
             .collect()
     };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let what = format!(
+        "all {expected} deliveries (one missing is an event published after a router's 201 \
+         routed without the new hook); missing"
+    );
+    eventually(what, WAIT, async || {
         let missing: usize = (0..CYCLES)
             .map(|k| {
                 let got = got_for(k);
@@ -350,15 +348,9 @@ async fn a_change_answered_by_one_router_is_routed_by_every_router() {
                     .count()
             })
             .sum();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} of {expected} deliveries missing: an event published after a router's 201 was routed without the new hook"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
+        check(missing, |m| *m == 0)
+    })
+    .await;
 
     // Disable each through one router; an event published after the 200 must not reach it.
     let mut after_disable = Vec::new();
@@ -376,14 +368,11 @@ async fn a_change_answered_by_one_router_is_routed_by_every_router() {
         pipeline::metric(&p.http, p.producer.addr, "hookbus_events_published_total")
             .await
             .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric_sum(&p.http, &routers, "hookbus_router_events_total").await < published_events {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "events never settled"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
+    eventually("the routers to settle every event", WAIT, async || {
+        let settled = metric_sum(&p.http, &routers, "hookbus_router_events_total").await;
+        check(settled, |n| *n >= published_events)
+    })
+    .await;
     // Routed exactly: event k of the first phase to hooks 0..=k, event k of the second to
     // the hooks not disabled yet (k+1..).
     let routed = metric_sum(
@@ -435,24 +424,13 @@ async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
         ..pipeline::Servers::default()
     };
     let prefix = pipeline::unique_prefix("blocked");
+    let mut cleanup = Cleanup::on(&servers, &prefix, &[]);
     let mut config = pipeline::producer_config(&prefix, &servers, 256 * 1024);
     config.publish_timeout = Duration::from_secs(1);
     let producer = pipeline::start_producer_with(config).await;
     let http = reqwest::Client::new();
-    let ready = |addr| {
-        let http = http.clone();
-        async move {
-            http.get(format!("http://{addr}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !ready(producer.addr).await {
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(ms(50)).await;
-    }
+    let ready = async || readiness(&http, producer.addr).await.map(drop);
+    eventually("the producer to be ready", Duration::from_secs(60), ready).await;
     let (status, _, _) = ingest_keyed(&http, producer.addr, None).await;
     assert_eq!(status, 202);
 
@@ -466,14 +444,14 @@ async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
     // The first attempt is unsettled: its key is held, the retry publishes nothing.
     let (status, _, body) = ingest_keyed(&http, producer.addr, Some("k-1")).await;
     assert_eq!(status, 409, "{body}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while ready(producer.addr).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/readyz kept answering 200 while RabbitMQ blocks publishers"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
+    let what = "/readyz to fail while RabbitMQ blocks publishers";
+    eventually(what, Duration::from_secs(5), async || {
+        match readiness(&http, producer.addr).await {
+            Ok(body) => Err(body),
+            Err(_) => Ok(()),
+        }
+    })
+    .await;
     // The SDK answers with an error of its own kind, in time.
     let sdk = hookbus_producer::Publisher::connect(&node.amqp_url(), &prefix)
         .await
@@ -498,28 +476,25 @@ async fn a_broker_that_blocks_publishers_gets_answers_not_hangs() {
 
     // The alarm clears: the first attempt is confirmed, and the retry gets its answer.
     assert!(node.ctl(&["set_vm_memory_high_watermark", "0.4"]).await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let replayed = loop {
+    let what = "the retry to get the first attempt's answer";
+    let replayed = eventually(what, Duration::from_secs(30), async || {
         let (status, _, body) = ingest_keyed(&http, producer.addr, Some("k-1")).await;
-        if status == 202 {
-            break body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the retry never got its answer ({status} {body})"
-        );
-        tokio::time::sleep(ms(200)).await;
-    };
+        check((status, body), |(status, _)| *status == 202)
+    })
+    .await
+    .1;
     assert!(replayed["id"].is_string());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !ready(producer.addr).await {
-        assert!(tokio::time::Instant::now() < deadline, "not ready again");
-        tokio::time::sleep(ms(50)).await;
-    }
+    let ready = async || readiness(&http, producer.addr).await.map(drop);
+    eventually(
+        "the producer to be ready again",
+        Duration::from_secs(10),
+        ready,
+    )
+    .await;
     let (status, _, _) = ingest_keyed(&http, producer.addr, None).await;
     assert_eq!(status, 202);
     producer.stop().await;
-    pipeline::cleanup_on(&servers, &prefix, &[]).await;
+    cleanup.run().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -593,27 +568,36 @@ impl Policy {
             .await
             .is_ok_and(|s| s.success());
         assert!(ok, "rabbitmqctl set_policy failed");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let out = tokio::process::Command::new("rabbitmqctl")
-                .args(["list_queues", "-q", "--no-table-headers", "name", "policy"])
-                .output()
-                .await
-                .unwrap();
-            let listed = String::from_utf8_lossy(&out.stdout).into_owned();
-            if listed
-                .lines()
-                .any(|l| l.starts_with(queue) && l.trim_end().ends_with(name))
-            {
-                return Policy(name.to_owned());
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "policy never applied"
-            );
-            tokio::time::sleep(ms(100)).await;
-        }
+        applied(name, queue, true).await;
+        Policy(name.to_owned())
     }
+
+    /// Clears the policy and waits until `queue` no longer has it.
+    async fn clear(self, queue: &str) {
+        let name = self.0.clone();
+        drop(self);
+        applied(&name, queue, false).await;
+    }
+}
+
+/// Waits until `rabbitmqctl list_queues` shows `queue` with the policy `name`, or without.
+async fn applied(name: &str, queue: &str, wanted: bool) {
+    let what = format!("{queue} to have policy {name}: {wanted}");
+    eventually(what, WAIT, async || {
+        let out = tokio::process::Command::new("rabbitmqctl")
+            .args(["list_queues", "-q", "--no-table-headers", "name", "policy"])
+            .output()
+            .await
+            .unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with(queue))
+            .map(str::to_owned);
+        let has = line.as_ref().is_some_and(|l| l.trim_end().ends_with(name));
+        check(line, |_| has == wanted)
+    })
+    .await;
 }
 
 impl Drop for Policy {
@@ -660,9 +644,10 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     p.wait_hooks(1).await;
     // The hook's queue refuses messages.
     let queue = p.topology().hook_queue(&hook_id(&hook));
-    let _policy = Policy::set(&p.prefix, &format!("^{queue}$"), REFUSE_ALL, &queue).await;
+    let policy = Policy::set(&p.prefix, &format!("^{queue}$"), REFUSE_ALL, &queue).await;
     p.ingest(json!({"event": "User.Created"})).await;
-    // Within a second, an immediate requeue would have gone round dozens of times.
+    // Within a second, an immediate requeue would have gone round dozens of times. (A
+    // measurement window, not a wait for a signal: the check is how often in that time.)
     tokio::time::sleep(Duration::from_secs(1)).await;
     let requeued = pipeline::metric(
         &p.http,
@@ -688,19 +673,10 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     assert_eq!(listed[0]["event"], "User.Created");
 
     // Once the queue takes messages again, the parked event is replayed to the router.
-    drop(_policy);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let replayed = loop {
-        let (_, res) = events_dead(reqwest::Method::POST, "/replay").await;
-        if receiver.wait_for(1, ms(500)).await.len() == 1 {
-            break res;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never replayed: {res}"
-        );
-    };
+    policy.clear(&queue).await;
+    let (_, replayed) = events_dead(reqwest::Method::POST, "/replay").await;
     assert!(replayed["replayed"].as_u64().is_some(), "{replayed}");
+    assert_eq!(receiver.wait_for(1, WAIT).await.len(), 1, "never replayed");
     assert_eq!(receiver.received().len(), 1);
     p.stop().await;
 }
@@ -747,16 +723,6 @@ async fn wipe_redis(prefix: &str) {
     let _: () = conn.del(keys).await.unwrap();
 }
 
-async fn readyz(http: &reqwest::Client, addr: std::net::SocketAddr) -> (u16, Value) {
-    let res = http
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hook_store_that_comes_back_empty_keeps_routing_until_restored() {
     let p = Pipeline::start("store-regressed").await;
@@ -769,19 +735,13 @@ async fn a_hook_store_that_comes_back_empty_keeps_routing_until_restored() {
 
     // Redis loses the prefix, then the version climbs back past what the processes knew.
     wipe_redis(&p.prefix).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
     for addr in [p.router.addr, p.deliverers[0].addr] {
-        loop {
-            let (status, body) = readyz(&p.http, addr).await;
-            if status == 503 && body["hook_store"] == false {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{addr} never reported the regression: {body}"
-            );
-            tokio::time::sleep(ms(50)).await;
-        }
+        let what = format!("{addr} to report the regression on /readyz");
+        eventually(what, WAIT, async || match readiness(&p.http, addr).await {
+            Err((503, body)) if body["hook_store"] == false => Ok(()),
+            seen => Err(seen),
+        })
+        .await;
     }
     {
         use deadpool_redis::redis::AsyncCommands;
@@ -806,6 +766,8 @@ async fn a_hook_store_that_comes_back_empty_keeps_routing_until_restored() {
             n,
             "an event for a hook hookbus knew was dropped after the store regressed"
         );
+        // Not a wait for a signal: time passes (two refresh periods of the hook cache) while
+        // the processes keep the last good snapshot, which is what is checked.
         tokio::time::sleep(ms(450)).await;
     }
     // Changes wait for the operator.
@@ -824,14 +786,11 @@ async fn a_hook_store_that_comes_back_empty_keeps_routing_until_restored() {
         .unwrap();
     assert_eq!(res.status(), 200);
     for addr in [p.router.addr, p.deliverers[0].addr] {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while readyz(&p.http, addr).await.0 != 200 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{addr} never ready again"
-            );
-            tokio::time::sleep(ms(50)).await;
-        }
+        let what = format!("{addr} to be ready again");
+        eventually(what, WAIT, async || {
+            readiness(&p.http, addr).await.map(drop)
+        })
+        .await;
     }
     let res = p
         .http

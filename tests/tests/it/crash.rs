@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use hookbus_contracts::EventName;
 use hookbus_producer::Publisher;
-use hookbus_tests::pipeline::{self, AMQP_URL};
-use hookbus_tests::{service, Receiver};
+use hookbus_tests::pipeline::{self, Cleanup, AMQP_URL};
+use hookbus_tests::{check, eventually, service, Receiver};
 use tokio::process::Child;
 
 const EVENTS: usize = 1000;
@@ -63,6 +63,7 @@ async fn publish_all(prefix: &str) -> HashSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_deliverer_mid_stream_loses_nothing() {
     let prefix = pipeline::unique_prefix("kill-deliverer");
+    let mut cleanup = Cleanup::new(&prefix, &service::RETRY_SCHEDULE);
     let receiver = Receiver::start().await;
     // Slow enough that the kill lands with deliveries in flight and a backlog queued.
     receiver.set_delay(Duration::from_millis(5));
@@ -89,12 +90,13 @@ async fn killing_a_deliverer_mid_stream_loses_nothing() {
     );
     router.stop().await;
     let _ = replacement.kill().await;
-    pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
+    cleanup.run().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_router_mid_stream_loses_nothing() {
     let prefix = pipeline::unique_prefix("kill-router");
+    let mut cleanup = Cleanup::new(&prefix, &service::RETRY_SCHEDULE);
     let receiver = Receiver::start().await;
     store_hook(&prefix, &receiver.url("h")).await;
     let deliverer = pipeline::start_deliverer(pipeline::deliverer_config(
@@ -128,12 +130,13 @@ async fn killing_the_router_mid_stream_loses_nothing() {
     deliverer.stop().await;
     // Gone before the cleanup, or it could declare again what the cleanup deletes.
     let _ = replacement.kill().await;
-    pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
+    cleanup.run().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_deliverer_while_retries_wait_in_the_tiers_loses_nothing() {
     let prefix = pipeline::unique_prefix("kill-retrying");
+    let mut cleanup = Cleanup::new(&prefix, &service::RETRY_SCHEDULE);
     let receiver = Receiver::start().await;
     store_hook(&prefix, &receiver.url("h")).await;
     let router = pipeline::start_router(&prefix).await;
@@ -156,25 +159,20 @@ async fn killing_the_deliverer_while_retries_wait_in_the_tiers_loses_nothing() {
     let recovered_at = receiver.received().len();
     receiver.set_status(204);
     let mut replacement = spawn_child("deliverer", &prefix, &schedule);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let delivered = loop {
+    let what = format!(
+        "every event delivered after the recovery ({waiting:?} were waiting in the retry tier at the kill)"
+    );
+    eventually(what, Duration::from_secs(90), async || {
         let after: HashSet<String> = receiver
             .received()
             .iter()
             .skip(recovered_at)
             .map(|r| r.header("webhook-id").to_owned())
             .collect();
-        if ids.is_subset(&after) || tokio::time::Instant::now() >= deadline {
-            break after;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let missing = ids.difference(&delivered).count();
-    assert_eq!(
-        missing, 0,
-        "{missing} lost ({waiting:?} were waiting in the retry tier at the kill)"
-    );
+        check(ids.difference(&after).count(), |lost| *lost == 0)
+    })
+    .await;
     router.stop().await;
     let _ = replacement.kill().await;
-    pipeline::cleanup(&prefix, &service::RETRY_SCHEDULE).await;
+    cleanup.run().await;
 }

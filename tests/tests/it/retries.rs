@@ -8,7 +8,7 @@ use hookbus_runtime::broker;
 use hookbus_tests::pipeline::{
     self, hook_id, queue_depth, take_one, wait_depth, AMQP_URL, REDIS_URL,
 };
-use hookbus_tests::{Pipeline, Receiver};
+use hookbus_tests::{check, eventually, Pipeline, Receiver};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -27,7 +27,7 @@ async fn a_failing_endpoint_is_retried_with_the_same_webhook_id_until_it_succeed
     let (_, body) = p.ingest(json!({"event": "PostSignIn"})).await;
 
     let got = receiver.wait_for(3, WAIT).await;
-    tokio::time::sleep(ms(800)).await;
+    p.wait_settled().await;
     assert_eq!(
         receiver.received().len(),
         3,
@@ -126,7 +126,7 @@ async fn gone_dead_letters_at_once_and_disables_the_hook() {
     // Disabled: new events are not routed to it.
     p.wait_hooks(0).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
-    tokio::time::sleep(ms(500)).await;
+    p.wait_settled().await;
     assert_eq!(receiver.received().len(), 1);
     p.stop().await;
 }
@@ -284,7 +284,14 @@ async fn dead_letters_are_listed_and_replay_delivers_exactly_the_parked_events()
     assert_eq!(res, json!({"replayed": 1}));
     let got = receiver.wait_for(before + 3, WAIT).await;
     assert_eq!(got[before + 2].header("webhook-id"), parked[0]);
-    tokio::time::sleep(ms(300)).await;
+    // Settled: the three routed deliveries died, and the three replayed ended too.
+    eventually("the replayed deliveries to end", WAIT, async || {
+        let settled = p.settled().await;
+        check(settled, |s| {
+            s.ended == s.deliveries + 3.0 && s.in_flight == 0.0 && s.routed == s.published
+        })
+    })
+    .await;
     assert_eq!(
         receiver.received().len(),
         before + 3,
@@ -369,15 +376,14 @@ async fn the_operator_command_replays_dead_letters() {
 }
 
 async fn consuming(p: &Pipeline, deliverer: std::net::SocketAddr, n: f64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while pipeline::metric(&p.http, deliverer, "hookbus_deliverer_hook_consumers").await != Some(n)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the deliverer never consumed the hook"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
+    let what = format!("the deliverer to consume {n} hook queues");
+    eventually(what, WAIT, async || {
+        let consumers = "hookbus_deliverer_hook_consumers";
+        check(pipeline::metric(&p.http, deliverer, consumers).await, |c| {
+            *c == Some(n)
+        })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,6 +407,7 @@ async fn a_hook_failing_longer_than_the_window_is_disabled_and_its_backlog_dead_
     consuming(&p, deliverer.addr, 1.0).await;
     p.ingest(json!({"event": "User.Created"})).await;
     flaky.wait_for(2, WAIT).await;
+    // Not a wait for a signal: the second failure must come after the window has passed.
     tokio::time::sleep(ms(1500)).await;
     flaky.script(&[500]);
     p.ingest(json!({"event": "User.Created"})).await;
@@ -425,14 +432,11 @@ async fn a_hook_failing_longer_than_the_window_is_disabled_and_its_backlog_dead_
     for _ in 0..10 {
         p.ingest(json!({"event": "PostSignIn"})).await;
     }
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while store.get(&hook_id(&hook)).await.unwrap().unwrap().enabled {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the failing hook was never disabled"
-        );
-        tokio::time::sleep(ms(100)).await;
-    }
+    eventually("the failing hook to be disabled", WAIT, async || {
+        let enabled = store.get(&hook_id(&hook)).await.unwrap().unwrap().enabled;
+        check(enabled, |e| !e)
+    })
+    .await;
     // Nothing is lost: once the retry tier has emptied, each of the ten is either in the dead
     // letters (the backlog, moved when the hook was disabled) or waiting in the paused queue
     // (retries that came back from the tier afterwards).
@@ -442,22 +446,19 @@ async fn a_hook_failing_longer_than_the_window_is_disabled_and_its_backlog_dead_
         t.hook_queue(&hook_id(&hook)),
         t.retry_tier(ms(300)),
     );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let parked = loop {
-        let (d, q, r) = (
+    let what = "dead letters + queued to make 10 once the retry tier is empty";
+    let (parked, _, _) = eventually(what, WAIT, async || {
+        let depths = (
             queue_depth(&dead).await,
             queue_depth(&queue).await,
             queue_depth(&tier).await,
         );
-        if r == Some(0) && d.zip(q).is_some_and(|(d, q)| d + q == 10) {
-            break d.unwrap();
+        match depths {
+            (Some(d), Some(q), Some(0)) if d + q == 10 => Ok((d, q, 0)),
+            seen => Err(seen),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dead {d:?} + queued {q:?} (tier {r:?}) never made 10"
-        );
-        tokio::time::sleep(ms(100)).await;
-    };
+    })
+    .await;
     assert!(
         parked >= 2,
         "the backlog was not dead-lettered, only the delivery that tripped the window"

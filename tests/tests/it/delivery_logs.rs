@@ -7,7 +7,7 @@ use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::HookId;
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::store::HookStore;
-use hookbus_tests::pipeline::{self, unique_prefix, REDIS_URL};
+use hookbus_tests::pipeline::{unique_prefix, Cleanup, REDIS_URL};
 
 fn record(hook: &HookId, attempt: u32, created_at: i64) -> LogRecord {
     let key = "TriggerHook.PostSignIn".to_owned();
@@ -34,6 +34,7 @@ fn record(hook: &HookId, attempt: u32, created_at: i64) -> LogRecord {
 #[tokio::test]
 async fn a_busy_hook_keeps_its_newest_records_and_counts_every_attempt() {
     let prefix = unique_prefix("logs-bound");
+    let mut cleanup = Cleanup::new(&prefix, &[]);
     let keys = RedisKeys::new(&prefix);
     let store = HookStore::new(REDIS_URL, keys.clone()).unwrap();
     let logs = DeliveryLogs::new(store.pool().clone(), keys);
@@ -62,5 +63,5 @@ async fn a_busy_hook_keeps_its_newest_records_and_counts_every_attempt() {
     let stats = logs.stats(&[hook], now_ms()).await.unwrap();
     assert_eq!(stats[0].request_count, 701);
     assert_eq!(stats[0].success_count, 701);
-    pipeline::cleanup(&prefix, &[]).await;
+    cleanup.run().await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hookbus_contracts::hook::HookInput;
 
 use hookbus_tests::pipeline::{self, metric, ADMIN_TOKEN};
-use hookbus_tests::{Pipeline, Receiver};
+use hookbus_tests::{eventually, Pipeline, Receiver};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -41,8 +41,7 @@ async fn dead_reason(p: &Pipeline, hook: &serde_json::Value) -> String {
         p.router.addr,
         hook["id"].as_str().unwrap()
     );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually("a dead letter with its reason", WAIT, async || {
         let res = p
             .http
             .get(&url)
@@ -51,15 +50,12 @@ async fn dead_reason(p: &Pipeline, hook: &serde_json::Value) -> String {
             .await
             .unwrap();
         let letters: serde_json::Value = res.json().await.unwrap();
-        if let Some(reason) = letters[0]["reason"].as_str() {
-            return reason.to_owned();
+        match letters[0]["reason"].as_str() {
+            Some(reason) => Ok(reason.to_owned()),
+            None => Err(letters),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "nothing dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,6 +110,7 @@ async fn endless_huge_and_silent_responses_are_cut_and_the_deliverer_keeps_going
                 return;
             }
             let _ = conn.write_all(b"\r\n").await;
+            // The endpoint's pace, not a wait: a body that trickles in.
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     })
@@ -126,6 +123,7 @@ async fn endless_huge_and_silent_responses_are_cut_and_the_deliverer_keeps_going
     })
     .await;
     let silent = raw_endpoint(|conn| async move {
+        // The endpoint's behaviour, not a wait: it holds the connection and never answers.
         tokio::time::sleep(Duration::from_secs(30)).await;
         drop(conn);
     })
@@ -163,8 +161,7 @@ async fn endless_huge_and_silent_responses_are_cut_and_the_deliverer_keeps_going
         );
         let http = p.http.clone();
         async move {
-            let deadline = tokio::time::Instant::now() + WAIT;
-            loop {
+            eventually("a log record", WAIT, async || {
                 let logs: serde_json::Value = http
                     .get(&url)
                     .bearer_auth(ADMIN_TOKEN)
@@ -174,12 +171,9 @@ async fn endless_huge_and_silent_responses_are_cut_and_the_deliverer_keeps_going
                     .json()
                     .await
                     .unwrap();
-                if !logs.as_array().unwrap().is_empty() {
-                    return logs;
-                }
-                assert!(tokio::time::Instant::now() < deadline, "no log record");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+                hookbus_tests::check(logs, |l| !l.as_array().unwrap().is_empty())
+            })
+            .await
         }
     };
     for hook in [&endless_hook, &huge_hook] {

@@ -16,8 +16,6 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
-/// After the expected deliveries arrived, how long to watch for extra ones.
-const QUIET: Duration = Duration::from_millis(500);
 const UA: &str = "auth-service/2.0";
 const IP: &str = "198.51.100.4";
 
@@ -76,10 +74,10 @@ async fn subscribe_all(p: &Pipeline) -> Receiver {
     receiver
 }
 
-/// Exactly `n` deliveries (none more after a quiet while), by `webhook-id`.
-async fn delivered(receiver: &Receiver, n: usize) -> HashMap<String, Received> {
+/// Exactly `n` deliveries (none more once `p` has settled every event), by `webhook-id`.
+async fn delivered(p: &Pipeline, receiver: &Receiver, n: usize) -> HashMap<String, Received> {
     receiver.wait_for(n, WAIT).await;
-    tokio::time::sleep(QUIET).await;
+    p.wait_settled().await;
     let got = receiver.received();
     assert_eq!(got.len(), n, "deliveries");
     got.into_iter()
@@ -606,7 +604,7 @@ async fn every_route_of_the_table_publishes_exactly_its_events_in_order() {
         );
     }
 
-    let got = delivered(&receiver, expected.len()).await;
+    let got = delivered(&p, &receiver, expected.len()).await;
     for (id, payload) in &expected {
         assert_eq!(&stable(&got[id]), payload);
     }
@@ -695,7 +693,7 @@ async fn every_interaction_flow_and_action_emits_its_events_with_logto_payloads(
             expected.insert(id, serde_json::to_string(&payload).unwrap());
         }
     }
-    let got = delivered(&receiver, expected.len()).await;
+    let got = delivered(&p, &receiver, expected.len()).await;
     for (id, payload) in &expected {
         assert_eq!(&stable(&got[id]), payload);
     }
@@ -802,7 +800,7 @@ async fn golden_payloads_of_each_kind_byte_for_byte() {
         published += ids.len();
         wanted.push((*name, ids[*index].clone()));
     }
-    let got = delivered(&receiver, published).await;
+    let got = delivered(&p, &receiver, published).await;
     for (name, id) in wanted {
         let golden =
             std::fs::read_to_string(format!("{}/golden/{name}.json", env!("CARGO_MANIFEST_DIR")))
@@ -860,7 +858,7 @@ async fn the_same_idempotency_key_publishes_once_and_answers_the_same_ids() {
     let after = post(http, addr, calls, &role_with_scopes(), Some("race-1")).await;
     assert_eq!((after.status, &after.body), (202, &accepted[0].body));
 
-    let got = delivered(&receiver, 2 + 1 + 2).await;
+    let got = delivered(&p, &receiver, 2 + 1 + 2).await;
     for (id, _) in first.events().iter().chain(&accepted[0].events()) {
         assert!(got.contains_key(id));
     }
@@ -900,7 +898,7 @@ async fn a_failed_publish_leaves_the_key_free_for_the_retry() {
         "{}",
         retried.body
     );
-    let got = delivered(&receiver, 2).await;
+    let got = delivered(&p, &receiver, 2).await;
     for (id, _) in retried.events() {
         assert!(got.contains_key(&id));
     }
@@ -932,6 +930,7 @@ async fn start_producer_with_redis(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_requests_publish_nothing_and_redis_is_needed_only_with_a_key() {
     let prefix = pipeline::unique_prefix("sources-refusals");
+    let mut cleanup = pipeline::Cleanup::new(&prefix, &[]);
     let (addr, shutdown, task) = start_producer_with_redis(&prefix, "redis://127.0.0.1:1").await;
     let http = reqwest::Client::new();
     let calls = "/api/management-api-calls";
@@ -1024,7 +1023,7 @@ async fn refused_requests_publish_nothing_and_redis_is_needed_only_with_a_key() 
 
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
-    pipeline::cleanup(&prefix, &[]).await;
+    cleanup.run().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1057,7 +1056,7 @@ async fn the_simulator_sends_bounded_traffic_over_every_route_and_interaction() 
         "{report}"
     );
 
-    let got = delivered(&receiver, report.events as usize).await;
+    let got = delivered(&p, &receiver, report.events as usize).await;
     let seen: BTreeSet<String> = got
         .values()
         .map(|r| r.json()["event"].as_str().unwrap().to_owned())

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use hookbus_tests::pipeline::ADMIN_TOKEN;
+use hookbus_tests::pipeline::{Cleanup, ADMIN_TOKEN};
 use hookbus_tests::receiver::verify_standard;
-use hookbus_tests::{Pipeline, Receiver};
+use hookbus_tests::{check, eventually, Pipeline, Receiver};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -192,16 +192,13 @@ async fn stats_and_recent_logs_count_every_attempt() {
     p.ingest(json!({"event": "User.Created"})).await;
     receiver.wait_for(4, WAIT).await;
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let stats = loop {
+    let stats = eventually("the stats to count 4 requests", WAIT, async || {
         let (_, _, got) = api
             .get(&format!("/api/hooks/{id}?includeExecutionStats=true"))
             .await;
-        if got["executionStats"]["requestCount"] == 4 || tokio::time::Instant::now() > deadline {
-            break got["executionStats"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        check(got["executionStats"].clone(), |s| s["requestCount"] == 4)
+    })
+    .await;
     assert_eq!(stats, json!({"requestCount": 4, "successCount": 3}));
     let (_, _, listed) = api.get("/api/hooks?includeExecutionStats=1").await;
     assert_eq!(listed[0]["executionStats"], stats);
@@ -378,7 +375,7 @@ async fn after_a_key_rotation_both_keys_sign_until_the_overlap_ends() {
         .await;
     let new_key = rotated["signingKey"].as_str().unwrap().to_owned();
     p.wait_hooks(1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // deliverers pick up the new key
+    p.wait_deliverers_current().await; // they sign with the new key
     p.ingest(json!({"event": "PostSignIn"})).await;
     let got = receiver.wait_for(1, WAIT).await;
     let r = &got[0];
@@ -415,7 +412,7 @@ async fn configuration_changes_take_effect_within_a_second_while_events_flow() {
     p.ingest(json!({"event": "PostSignIn"})).await;
     before.wait_for(1, WAIT).await;
 
-    // New URL: within a second, everything goes there.
+    // New URL: within a second, every deliverer has it, and everything goes there.
     let patch = json!({"config": {"url": after.url("h")}});
     assert_eq!(
         api.call(Method::PATCH, &format!("/api/hooks/{id}"), Some(patch))
@@ -423,14 +420,21 @@ async fn configuration_changes_take_effect_within_a_second_while_events_flow() {
             .0,
         200
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let changed = tokio::time::Instant::now();
+    p.wait_deliverers_current().await;
+    assert!(
+        changed.elapsed() < Duration::from_secs(1),
+        "the deliverers took {:?} to load the new URL",
+        changed.elapsed()
+    );
     for _ in 0..5 {
         p.ingest(json!({"event": "PostSignIn"})).await;
     }
     assert_eq!(after.wait_for(5, WAIT).await.len(), 5);
     assert_eq!(before.received().len(), 1);
 
-    // Disabled: nothing more arrives; re-enabled: deliveries resume.
+    // Disabled: nothing more arrives (the router routes by the change once it answered);
+    // re-enabled: deliveries resume.
     let disable = json!({"enabled": false});
     assert_eq!(
         api.call(Method::PATCH, &format!("/api/hooks/{id}"), Some(disable))
@@ -438,9 +442,8 @@ async fn configuration_changes_take_effect_within_a_second_while_events_flow() {
             .0,
         200
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.wait_settled().await;
     assert_eq!(after.received().len(), 5, "a disabled hook got an event");
     let enable = json!({"enabled": true});
     assert_eq!(
@@ -459,9 +462,8 @@ async fn configuration_changes_take_effect_within_a_second_while_events_flow() {
             .0,
         204
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.wait_settled().await;
     assert_eq!(after.received().len(), 6, "a deleted hook got an event");
     p.stop().await;
 }
@@ -469,6 +471,7 @@ async fn configuration_changes_take_effect_within_a_second_while_events_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() {
     let prefix = hookbus_tests::pipeline::unique_prefix("no-token");
+    let mut cleanup = Cleanup::new(&prefix, &[]);
     let config = |open: bool| hookbus_router::Config {
         common: hookbus_tests::pipeline::common(&prefix),
         targets: hookbus_tests::pipeline::targets(),
@@ -496,21 +499,17 @@ async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() 
         shutdown.clone(),
     ));
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let status = loop {
-        if let Ok(res) = http.get(format!("http://{addr}/api/hooks")).send().await {
-            break res.status().as_u16();
+    let status = eventually("the open router to answer", WAIT, async || {
+        match http.get(format!("http://{addr}/api/hooks")).send().await {
+            Ok(res) => Ok(res.status().as_u16()),
+            Err(err) => Err(err.to_string()),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the open router never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert_eq!(status, 200, "opened on purpose: no token needed");
     shutdown.cancel();
     open.await.unwrap().unwrap();
-    hookbus_tests::pipeline::cleanup(&prefix, &[]).await;
+    cleanup.run().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,14 +533,12 @@ async fn a_deleted_hooks_queues_are_removed_even_when_its_router_stopped_first()
         let queue = topology.hook_queue(id);
         async move { queue_depth(&queue).await.is_some() }
     };
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !(exists(&ids[0]).await && exists(&ids[1]).await) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the deliverer declared no queues"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("both hooks' queues to exist", WAIT, async || {
+        check((exists(&ids[0]).await, exists(&ids[1]).await), |e| {
+            *e == (true, true)
+        })
+    })
+    .await;
 
     // One deleted through the API; the other left as a router that crashed right after the
     // deletion leaves it: gone from the store, its queues untouched.
@@ -550,14 +547,16 @@ async fn a_deleted_hooks_queues_are_removed_even_when_its_router_stopped_first()
     let store = HookStore::new(REDIS_URL, RedisKeys::new(&p.prefix)).unwrap();
     assert!(store.delete(&ids[1]).await.unwrap());
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while exists(&ids[0]).await || exists(&ids[1]).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a deleted hook's queue is still there"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "both deleted hooks' queues to be removed",
+        WAIT,
+        async || {
+            check((exists(&ids[0]).await, exists(&ids[1]).await), |e| {
+                *e == (false, false)
+            })
+        },
+    )
+    .await;
     assert!(
         store.deleted_before(i64::MAX, 10).await.unwrap().is_empty(),
         "the sweep forgot the hooks it cleaned up"

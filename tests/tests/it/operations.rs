@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookbus_tests::pipeline::{self, queue_depth, Servers, ADMIN_TOKEN};
+use hookbus_tests::pipeline::{self, queue_depth, wait_depth, Servers, ADMIN_TOKEN};
 use hookbus_tests::servers::{RabbitNode, RedisServer};
-use hookbus_tests::{Pipeline, Receiver};
+use hookbus_tests::{eventually, Pipeline, Receiver};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -44,11 +44,7 @@ async fn every_process_exports_the_metrics_dashboards_rely_on() {
     let dead = p
         .topology()
         .dead_queue(&hookbus_contracts::HookId::parse(failing["id"].as_str().unwrap()).unwrap());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while queue_depth(&dead).await != Some(1) {
-        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_depth(&dead, 1, WAIT).await;
 
     let expected: [(SocketAddr, &[&str]); 3] = [
         (
@@ -95,20 +91,14 @@ async fn every_process_exports_the_metrics_dashboards_rely_on() {
         ),
     ];
     // Depth gauges are read from the broker every 10 s.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
     for (addr, names) in expected {
-        loop {
+        let what = format!("{addr} to export every metric dashboards use");
+        eventually(what, Duration::from_secs(25), async || {
             let text = metrics_text(&p.http, addr).await;
             let missing: Vec<&&str> = names.iter().filter(|n| !has(&text, n)).collect();
-            if missing.is_empty() {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{addr} lacks {missing:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            hookbus_tests::check(missing, Vec::is_empty)
+        })
+        .await;
     }
     let deliverer = metrics_text(&p.http, p.deliverers[0].addr).await;
     assert!(
@@ -177,11 +167,16 @@ async fn sigterm_finishes_deliveries_under_way_and_loses_nothing() {
         .args(["-TERM", &pid])
         .status()
         .unwrap();
-    // While it drains it is alive, not ready, and still scraped.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While it drains it is alive, not ready, and still scraped. (The five deliveries hold
+    // the drain for more than a second after the SIGTERM.)
     let get = |path: &str| p.http.get(format!("http://127.0.0.1:{port}{path}")).send();
+    eventually(
+        "the deliverer to report not ready once told to stop",
+        WAIT,
+        async || hookbus_tests::check(get("/readyz").await.unwrap().status(), |s| *s == 503),
+    )
+    .await;
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
-    assert_eq!(get("/readyz").await.unwrap().status(), 503);
     assert_eq!(get("/metrics").await.unwrap().status(), 200);
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
@@ -227,11 +222,7 @@ async fn a_clean_shutdown_and_a_replay_log_no_error_and_no_colour_codes() {
     p.wait_hooks(1).await;
     p.ingest(json!({"event": "PostSignIn"})).await;
     p.ingest(json!({"event": "User.Created"})).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while queue_depth(&dead).await != Some(2) {
-        assert!(tokio::time::Instant::now() < deadline, "no dead letters");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_depth(&dead, 2, WAIT).await;
     receiver.set_status(204);
     let delivered = receiver.received().len();
 
@@ -324,6 +315,7 @@ fn publish_steadily(
                     .insert(res["id"].as_str().unwrap().to_owned());
             }
             n += 1;
+            // The load's pace (50 events a second), not a wait.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let ids = accepted.lock().unwrap().clone();

@@ -6,13 +6,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hookbus_contracts::EventName;
-use hookbus_tests::pipeline::{self, ingest_raw, metric, queue_depth, INGEST_TOKEN};
-use hookbus_tests::{Pipeline, Receiver};
+use hookbus_tests::pipeline::{self, ingest_raw, queue_depth, Cleanup, INGEST_TOKEN};
+use hookbus_tests::{check, eventually, Pipeline, Receiver};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
-/// After the expected deliveries arrived, how long to watch for extra ones.
-const QUIET: Duration = Duration::from_millis(500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_reaches_its_subscriber_and_no_other_signed_both_ways() {
@@ -44,7 +42,7 @@ async fn every_event_reaches_its_subscriber_and_no_other_signed_both_ways() {
         ids.insert(body["id"].as_str().unwrap().to_owned(), *event);
     }
     let got = receiver.wait_for(events.len(), WAIT).await;
-    tokio::time::sleep(QUIET).await;
+    p.wait_settled().await;
     let got_after = receiver.received();
     assert_eq!(got.len(), events.len(), "missing deliveries");
     assert_eq!(
@@ -105,26 +103,16 @@ async fn fan_out_reaches_each_enabled_hook_once_and_unwanted_events_are_dropped(
     let (status, _) = p.ingest(json!({"event": "Role.Created"})).await;
     assert_eq!(status, 202);
     receiver.wait_for(3, WAIT).await;
-    tokio::time::sleep(QUIET).await;
+    p.wait_settled().await;
     let mut paths: Vec<String> = receiver.received().into_iter().map(|r| r.path).collect();
     paths.sort();
     assert_eq!(paths, ["a", "b", "c"]);
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(
-        &p.http,
-        p.router.addr,
-        "hookbus_router_events_total{outcome=\"unmatched\"}",
-    )
-    .await
-        != Some(1.0)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the unwanted event was not dropped"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let unmatched = "hookbus_router_events_total{outcome=\"unmatched\"}";
+    eventually("the router to drop the unwanted event", WAIT, async || {
+        check(p.router_metric(unmatched).await, |n| *n == 1.0)
+    })
+    .await;
     assert_eq!(
         queue_depth(&p.topology().events_queue()).await,
         Some(0),
@@ -173,6 +161,7 @@ async fn a_slow_endpoint_does_not_delay_another_hook() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_refusals_answer_as_documented_and_publish_nothing() {
     let prefix = pipeline::unique_prefix("ingest");
+    let mut cleanup = Cleanup::new(&prefix, &[]);
     let producer = pipeline::start_producer(&prefix, pipeline::AMQP_URL, 1024).await;
     let http = reqwest::Client::new();
     let addr = producer.addr;
@@ -244,7 +233,7 @@ async fn ingest_refusals_answer_as_documented_and_publish_nothing() {
         .unwrap();
     assert_eq!(ready.status(), 503);
     down.stop().await;
-    pipeline::cleanup(&prefix, &[]).await;
+    cleanup.run().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
