@@ -272,7 +272,8 @@ impl Pipeline {
         pipeline
     }
 
-    fn addrs(&self) -> Vec<SocketAddr> {
+    /// The producer's, the router's and every deliverer's address.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
         let mut addrs = vec![self.producer.addr, self.router.addr];
         addrs.extend(self.deliverers.iter().map(|d| d.addr));
         addrs
