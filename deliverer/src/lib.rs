@@ -48,7 +48,9 @@ pub struct Config {
     pub listen: String,
     /// Waits before each retry; `1s,2s,4s` means at most four attempts.
     #[arg(long, env = "HOOKBUS_RETRY_SCHEDULE", default_value = outcome::DEFAULT_SCHEDULE, value_parser = parse_schedule)]
-    pub retry_schedule: Vec<Duration>,
+    // Spelled `std::vec::Vec` so that clap takes the whole list from one value (its parser
+    // splits it), instead of treating a `Vec` field as a repeatable flag.
+    pub retry_schedule: std::vec::Vec<Duration>,
     /// Time limit of one attempt (connect, send, response).
     #[arg(long, env = "HOOKBUS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
@@ -168,3 +170,20 @@ pub async fn run(
 
 /// How long a stopping deliverer waits for its last delivery logs to be written.
 const JOURNAL_FLUSH: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn the_command_line_parses_with_its_defaults_and_a_schedule() {
+        let config = Config::try_parse_from(["deliverer"]).unwrap();
+        assert_eq!(config.retry_schedule.len(), 10);
+        let config = Config::try_parse_from(["deliverer", "--retry-schedule", "1s,2s"]).unwrap();
+        assert_eq!(
+            config.retry_schedule,
+            [Duration::from_secs(1), Duration::from_secs(2)]
+        );
+    }
+}
