@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hookbus_contracts::topology::Topology;
+use hookbus_contracts::topology::{QueueType, Topology};
 use hookbus_contracts::HookId;
 use hookbus_runtime::config::{CommonConfig, TargetConfig};
 use lapin::options::QueueDeclareOptions;
@@ -41,14 +41,17 @@ pub fn unique_prefix(test: &str) -> String {
 pub struct Servers {
     pub amqp_url: String,
     pub redis_url: String,
+    /// The kind of the queues that hold deliveries (`HOOKBUS_HOOK_QUEUE_TYPE`).
+    pub hook_queues: QueueType,
 }
 
 impl Default for Servers {
-    /// The shared servers every test uses unless it restarts one.
+    /// The shared servers every test uses unless it restarts one, with the default queues.
     fn default() -> Servers {
         Servers {
             amqp_url: AMQP_URL.into(),
             redis_url: REDIS_URL.into(),
+            hook_queues: QueueType::default(),
         }
     }
 }
@@ -62,6 +65,7 @@ pub fn common_on(prefix: &str, servers: &Servers) -> CommonConfig {
     let mut common = CommonConfig::with_prefix(prefix);
     common.amqp_url = servers.amqp_url.clone();
     common.redis_url = servers.redis_url.clone();
+    common.hook_queue_type = servers.hook_queues;
     common
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hookbus_contracts::EventName;
 use hookbus_producer::Publisher;
 use hookbus_tests::cluster::RabbitCluster;
-use hookbus_tests::pipeline::{Servers, REDIS_URL};
+use hookbus_tests::pipeline::Servers;
 use hookbus_tests::{check, eventually, Pipeline, Receiver};
 
 const EVENTS: usize = 400;
@@ -19,7 +19,7 @@ async fn losing_the_node_every_process_uses_loses_no_event() {
     let cluster = RabbitCluster::start().await;
     let servers = Servers {
         amqp_url: cluster.amqp_urls(),
-        redis_url: REDIS_URL.into(),
+        ..Servers::default()
     };
     let p = Pipeline::start_on("cluster", servers.clone(), &[Duration::from_millis(300)], 2).await;
     let receiver = Receiver::start().await;

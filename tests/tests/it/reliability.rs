@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use hookbus_contracts::topology::QueueType;
 use hookbus_contracts::HookId;
 use hookbus_tests::pipeline::{
     self, hook_id, readiness, take_one, wait_depth, Cleanup, Pipeline, ADMIN_TOKEN,
@@ -611,10 +612,21 @@ impl Drop for Policy {
 
 const REFUSE_ALL: &str = r#"{"max-length":0,"overflow":"reject-publish"}"#;
 
+/// The shared servers with classic delivery queues: a quorum queue admits one message past a
+/// zero length limit, so only a classic queue refuses every publish under [`REFUSE_ALL`].
+/// What these tests check, how the services settle a publish the broker refuses, is the
+/// same for either kind.
+fn refusing_servers() -> pipeline::Servers {
+    pipeline::Servers {
+        hook_queues: QueueType::Classic,
+        ..pipeline::Servers::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_the_broker_refuses_is_parked_not_attempted_in_a_loop() {
     let schedule = [ms(300)];
-    let p = Pipeline::start_with("settle-loop", &schedule, 1).await;
+    let p = Pipeline::start_on("settle-loop", refusing_servers(), &schedule, 1).await;
     // The retry tier refuses messages (a queue at its length limit).
     let tier = p.topology().retry_tier(schedule[0]);
     let _policy = Policy::set(&p.prefix, &format!("^{tier}$"), REFUSE_ALL, &tier).await;
@@ -638,7 +650,7 @@ async fn a_retry_the_broker_refuses_is_parked_not_attempted_in_a_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
-    let p = Pipeline::start("route-loop").await;
+    let p = Pipeline::start_on("route-loop", refusing_servers(), &[ms(300), ms(600)], 1).await;
     let receiver = Receiver::start().await;
     let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
     p.wait_hooks(1).await;
