@@ -196,6 +196,13 @@ impl Publisher {
                     self.reset(&ch).await;
                     return Err(PublishError::Broker(err));
                 }
+                // A channel that saw a quorum queue without a leader (a node lost, an
+                // election under way) can go on refusing every publish after the election:
+                // the next publish starts on a fresh link.
+                Err(PublishError::Nacked) => {
+                    self.reset(&ch).await;
+                    return Err(PublishError::Nacked);
+                }
                 other => return other,
             }
         }

@@ -73,7 +73,7 @@ enum SessionError {
 }
 
 async fn session(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     ctx: &RouterCtx,
     flags: &BrokerFlags,
     shutdown: &CancellationToken,
@@ -81,7 +81,11 @@ async fn session(
     // Each event publishes on a confirm channel of its own while it is routed, so that every
     // return RabbitMQ sends is known to be one of that event's deliveries (lapin attaches a
     // return to whichever confirm comes next on the channel).
-    let publish = ConfirmPool::open(conn, usize::from(ctx.prefetch).min(PUBLISH_CHANNELS)).await?;
+    let publish = ConfirmPool::open(
+        conn.clone(),
+        usize::from(ctx.prefetch).min(PUBLISH_CHANNELS),
+    )
+    .await?;
     {
         let lent = publish
             .lend()
@@ -230,7 +234,7 @@ async fn route(
         tracing::debug!(event_id = %event.id, event = %event.name, "no hook wants this event");
         return Ok(Routed::Unmatched);
     }
-    let lent = publish.lend().await?;
+    let mut lent = publish.lend().await?;
     let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
     let batch: Vec<Outgoing> = deliveries
         .iter()
@@ -242,7 +246,8 @@ async fn route(
         })
         .collect();
     let exchange = ctx.topology.deliveries_exchange();
-    let returned = broker::publish_all(lent.channel(), &exchange, &batch).await?;
+    let sent = broker::publish_all(lent.channel(), &exchange, &batch).await;
+    let returned = lent.watch(sent)?;
     // A hook whose queue is missing (removed by hand, or lost with a node): declare it and
     // send those deliveries once more; still unroutable, the event goes back to the queue.
     let again: Vec<Outgoing> = batch
@@ -257,7 +262,8 @@ async fn route(
         ctx.topology.declare_hook(lent.channel(), &hook).await?;
     }
     if !again.is_empty() {
-        let still = broker::publish_all(lent.channel(), &exchange, &again).await?;
+        let sent = broker::publish_all(lent.channel(), &exchange, &again).await;
+        let still = lent.watch(sent)?;
         if let Some((msg, _)) = again.iter().zip(&still).find(|(_, back)| **back) {
             return Err(PublishError::Unroutable(msg.routing_key.to_owned()));
         }
@@ -279,14 +285,15 @@ async fn park(
 ) -> Result<Routed, PublishError> {
     tracing::warn!(%reason, "parking an event");
     let props = broker::with_header(msg.properties.clone(), DEAD_LETTER_REASON_HEADER, reason);
-    let lent = publish.lend().await?;
-    broker::publish_confirmed(
+    let mut lent = publish.lend().await?;
+    let sent = broker::publish_confirmed(
         lent.channel(),
         "",
         &ctx.topology.events_dead_queue(),
         &msg.data,
         props,
     )
-    .await?;
+    .await;
+    lent.watch(sent)?;
     Ok(Routed::Parked)
 }

@@ -370,8 +370,10 @@ pub async fn publish_all(
 
 /// Confirm channels lent to one publisher at a time, so that every return on a channel
 /// belongs to the batch that holds it. A channel that closed is not lent again; when none
-/// is left the pool says so and the session reconnects.
+/// is left the pool says so and the session reconnects. A channel that saw a nack is closed
+/// and a fresh one opened in its place ([`Lent::watch`]).
 pub struct ConfirmPool {
+    conn: Arc<Connection>,
     idle: std::sync::Mutex<Vec<Channel>>,
     permits: tokio::sync::Semaphore,
 }
@@ -380,37 +382,42 @@ pub struct ConfirmPool {
 pub struct Lent<'a> {
     pool: &'a ConfirmPool,
     channel: Option<Channel>,
+    /// The broker refused a message on it: it is closed instead of lent again.
+    spoiled: bool,
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
 impl ConfirmPool {
-    pub async fn open(conn: &Connection, size: usize) -> lapin::Result<ConfirmPool> {
+    pub async fn open(conn: Arc<Connection>, size: usize) -> lapin::Result<ConfirmPool> {
         let mut idle = Vec::with_capacity(size);
         for _ in 0..size.max(1) {
-            idle.push(confirm_channel(conn).await?);
+            idle.push(confirm_channel(&conn).await?);
         }
         Ok(ConfirmPool {
+            conn,
             permits: tokio::sync::Semaphore::new(idle.len()),
             idle: std::sync::Mutex::new(idle),
         })
     }
 
-    /// Waits for a free channel.
+    /// Waits for a free channel; opens a fresh one in place of one that was spoiled.
     pub async fn lend(&self) -> Result<Lent<'_>, PublishError> {
         let permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| PublishError::NoChannel)?;
-        let channel = self.idle.lock().expect("pool lock").pop();
-        match channel {
-            Some(channel) => Ok(Lent {
-                pool: self,
-                channel: Some(channel),
-                _permit: permit,
-            }),
-            None => Err(PublishError::NoChannel),
-        }
+        let idle = self.idle.lock().expect("pool lock").pop();
+        let channel = match idle {
+            Some(channel) => channel,
+            None => confirm_channel(&self.conn).await?,
+        };
+        Ok(Lent {
+            pool: self,
+            channel: Some(channel),
+            spoiled: false,
+            _permit: permit,
+        })
     }
 
     /// False once a channel was found closed: the connection, or one channel, broke.
@@ -431,6 +438,16 @@ impl Lent<'_> {
     pub fn channel(&self) -> &Channel {
         self.channel.as_ref().expect("held until dropped")
     }
+
+    /// Passes `result` on; after a nack the channel is not lent again. A channel that saw
+    /// a quorum queue without a leader (a node lost, an election under way) can go on
+    /// refusing every publish to it after the election; a fresh channel does not.
+    pub fn watch<T>(&mut self, result: Result<T, PublishError>) -> Result<T, PublishError> {
+        if matches!(result, Err(PublishError::Nacked)) {
+            self.spoiled = true;
+        }
+        result
+    }
 }
 
 impl Drop for Lent<'_> {
@@ -438,11 +455,13 @@ impl Drop for Lent<'_> {
         let Some(channel) = self.channel.take() else {
             return;
         };
-        if channel.status().connected() {
-            self.pool.idle.lock().expect("pool lock").push(channel);
-        } else {
+        if !channel.status().connected() {
             // Its permit is forgotten with it; the session sees the pool unhealthy.
             self.pool.permits.close();
+        } else if self.spoiled {
+            tokio::spawn(async move { close_channel(&channel).await });
+        } else {
+            self.pool.idle.lock().expect("pool lock").push(channel);
         }
     }
 }

@@ -114,6 +114,34 @@ impl ClusterNode {
             .is_ok_and(|s| s.success())
     }
 
+    /// What `rabbitmqctl` (or another CLI tool, `rabbitmq-queues`) prints against this node:
+    /// for a failing test to show the cluster's state.
+    pub async fn report(&self, tool: &str, args: &[&str]) -> String {
+        let out = Command::new(tool)
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .await;
+        match out {
+            Ok(out) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    pub async fn log_tail(&self) -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("tail -n 40 {}/log/*.log", self.dir.display()))
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     async fn wait_port(&self, up: bool, within: Duration) {
         let port = self.port;
         let what = format!("port {port} to go {}", if up { "up" } else { "down" });

@@ -64,6 +64,15 @@ async fn losing_the_node_every_process_uses_loses_no_event() {
         },
     )
     .await;
+    // Nothing was parked on the way: the failover cost time, not events.
+    let parked = p
+        .router_metric("hookbus_router_events_total{outcome=\"parked\"}")
+        .await;
+    assert_eq!(parked, 0.0, "events parked during the failover");
+    let dead = p
+        .deliverers_metric("hookbus_deliveries_total{outcome=\"dead_lettered\"}")
+        .await;
+    assert_eq!(dead, 0.0, "deliveries dead-lettered during the failover");
     // And every process is ready again, on the nodes left.
     for addr in p.addrs() {
         p.wait_ready(addr).await;

@@ -226,10 +226,11 @@ async fn unroutable_returns_are_attributed_to_their_own_publish() {
     let prefix = pipeline::unique_prefix("returns");
     let mut cleanup = Cleanup::new(&prefix, &[]);
     let (conn, exchange, _) = exchange_with_one_binding(&prefix).await;
+    let conn = std::sync::Arc::new(conn);
     // The router's publishing path: 256 publishes at once through its confirm channels,
     // every other one to a key no queue takes. (On one shared channel, 185 of 2,000 were
     // reported the wrong way round.)
-    let pool = hookbus_runtime::broker::ConfirmPool::open(&conn, 32)
+    let pool = hookbus_runtime::broker::ConfirmPool::open(conn.clone(), 32)
         .await
         .unwrap();
     let results: Vec<(bool, Result<(), hookbus_runtime::broker::PublishError>)> =
