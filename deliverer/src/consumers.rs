@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use hookbus_contracts::HookId;
-use hookbus_runtime::broker;
+use hookbus_runtime::broker::{self, ConfirmPool};
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::health::BrokerFlags;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
@@ -50,22 +50,32 @@ pub async fn supervise(
 
 struct Running {
     consume: Channel,
-    publish: Channel,
+    publish: Arc<ConfirmPool>,
     consumers: HashMap<HookId, JoinHandle<()>>,
     over: CancellationToken,
 }
 
+/// Confirm channels for settling (retries and dead letters), each lent to one settle at a
+/// time: a channel that got a nack is replaced rather than shared on.
+const SETTLE_CHANNELS: usize = 32;
+
 async fn session(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     ctx: &Arc<DeliverCtx>,
     flags: &BrokerFlags,
     shutdown: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let publish = broker::confirm_channel(conn).await?;
-    ctx.topology.declare_deliveries(&publish).await?;
-    ctx.topology
-        .declare_retry_tiers(&publish, &ctx.policy.tiers())
-        .await?;
+    let publish = Arc::new(ConfirmPool::open(conn.clone(), SETTLE_CHANNELS).await?);
+    {
+        let lent = publish
+            .lend()
+            .await
+            .map_err(|_| SessionError::ChannelClosed)?;
+        ctx.topology.declare_deliveries(lent.channel()).await?;
+        ctx.topology
+            .declare_retry_tiers(lent.channel(), &ctx.policy.tiers())
+            .await?;
+    }
     let consume = conn.create_channel().await?;
     // global = false: the prefetch applies to each consumer, i.e. to each hook. Twice the
     // per-hook limit: while `per_hook_in_flight` deliveries are under way, the next ones
@@ -97,7 +107,7 @@ async fn session(
                 changed = changes.changed() => if changed.is_err() { break Ok(()) },
                 _ = health.tick() => {}
             }
-            if !running.consume.status().connected() || !running.publish.status().connected() {
+            if !running.consume.status().connected() || !running.publish.healthy() {
                 break Err(SessionError::ChannelClosed);
             }
         };
@@ -165,7 +175,7 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
 
 async fn consume_hook(
     ctx: Arc<DeliverCtx>,
-    publish: Channel,
+    publish: Arc<ConfirmPool>,
     hook: HookId,
     consumer: Consumer,
     over: CancellationToken,
@@ -174,7 +184,7 @@ async fn consume_hook(
         .try_for_each_concurrent(ctx.per_hook_in_flight as usize, |msg| {
             let (ctx, publish, hook) = (&ctx, &publish, &hook);
             async move {
-                process(ctx, publish, hook, msg).await;
+                process(ctx, publish.as_ref(), hook, msg).await;
                 Ok(())
             }
         })
@@ -206,5 +216,5 @@ async fn drain(running: Running, deadline: Duration) {
         tasks.iter().for_each(JoinHandle::abort);
     }
     let _ = running.consume.close(200, "draining".into()).await;
-    let _ = running.publish.close(200, "draining".into()).await;
+    running.publish.close().await;
 }

@@ -6,16 +6,16 @@ use std::time::Duration;
 use hookbus_contracts::logs::{self, LogPayload, LogRecord, LoggedResponse};
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::{Delivery, HookId};
+use hookbus_runtime::broker::ConfirmPool;
 use hookbus_send::{AttemptResult, Prepared, Sent};
 use lapin::message::Delivery as AmqpMessage;
-use lapin::Channel;
 use tracing::Instrument;
 
 use crate::outcome::{self, Decision, DisableCause, Outcome};
 use crate::{settle, DeliverCtx};
 
 /// One message from `hook`'s queue: attempt it and settle it.
-pub async fn process(ctx: &DeliverCtx, publish: &Channel, hook: &HookId, msg: AmqpMessage) {
+pub async fn process(ctx: &DeliverCtx, publish: &ConfirmPool, hook: &HookId, msg: AmqpMessage) {
     let _permit = ctx
         .in_flight
         .acquire()

@@ -6,7 +6,7 @@ use hookbus_contracts::backoff::Backoff;
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::topology::{DEAD_LETTER_AT_HEADER, DEAD_LETTER_REASON_HEADER};
 use hookbus_contracts::{Delivery, HookId};
-use hookbus_runtime::broker::{self, PublishError};
+use hookbus_runtime::broker::{self, ConfirmPool, PublishError};
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::store::UpdateError;
 use lapin::message::Delivery as AmqpMessage;
@@ -24,7 +24,7 @@ use crate::DeliverCtx;
 /// where it would be attempted again at once, and again.
 pub async fn settle(
     ctx: &DeliverCtx,
-    publish: &Channel,
+    publish: &ConfirmPool,
     msg: AmqpMessage,
     delivery: &Delivery,
     decision: Decision,
@@ -62,15 +62,24 @@ pub async fn settle(
     }
 }
 
+/// Each try on a channel of the pool: one that got a nack is replaced for the next try
+/// ([`broker::Lent::watch`]).
 async fn apply_with_backoff(
     ctx: &DeliverCtx,
-    publish: &Channel,
+    publish: &ConfirmPool,
     delivery: &Delivery,
     decision: &Decision,
 ) -> Result<(), PublishError> {
     let mut failures = 0;
     loop {
-        let Err(err) = apply(ctx, publish, delivery, decision).await else {
+        let tried = match publish.lend().await {
+            Ok(mut lent) => {
+                let applied = apply(ctx, lent.channel(), delivery, decision).await;
+                lent.watch(applied)
+            }
+            Err(err) => Err(err),
+        };
+        let Err(err) = tried else {
             return Ok(());
         };
         failures += 1;
@@ -125,6 +134,18 @@ async fn apply(
 /// for a retry that could not be scheduled; `{p}.events.dead` for a dead letter that could
 /// not be written there.
 async fn park_unsettled(
+    ctx: &DeliverCtx,
+    publish: &ConfirmPool,
+    delivery: &Delivery,
+    decision: &Decision,
+    err: &PublishError,
+) -> Result<(), PublishError> {
+    let mut lent = publish.lend().await?;
+    let parked = park_on(ctx, lent.channel(), delivery, decision, err).await;
+    lent.watch(parked)
+}
+
+async fn park_on(
     ctx: &DeliverCtx,
     publish: &Channel,
     delivery: &Delivery,
@@ -181,7 +202,7 @@ pub async fn dead_letter(
 /// Poison: a message on a hook queue that cannot be read. Parked as it came, then acked.
 pub async fn park_unreadable(
     ctx: &DeliverCtx,
-    publish: &Channel,
+    publish: &ConfirmPool,
     hook: &HookId,
     msg: AmqpMessage,
     reason: &str,
@@ -192,7 +213,14 @@ pub async fn park_unreadable(
         .as_ref()
         .map(std::string::ToString::to_string)
         .unwrap_or_default();
-    match dead_letter(ctx, publish, hook, &msg.data, &id, reason).await {
+    let parked = match publish.lend().await {
+        Ok(mut lent) => {
+            let parked = dead_letter(ctx, lent.channel(), hook, &msg.data, &id, reason).await;
+            lent.watch(parked)
+        }
+        Err(err) => Err(err),
+    };
+    match parked {
         Ok(()) => {
             ctx.metrics
                 .deliveries
