@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use hookbus_contracts::metric_names as name;
 use regex::Regex;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -16,34 +17,45 @@ use Kind::{Counter, Gauge, Histogram};
 /// The contract: the metric names the processes export, which dashboards and alerts may use.
 pub(super) const METRICS: &[(&str, Kind)] = &[
     // producer
-    ("hookbus_events_ingested_total", Counter),
-    ("hookbus_events_published_total", Counter),
-    ("hookbus_ingest_rejected_total", Counter),
-    ("hookbus_publish_duration_seconds", Histogram),
+    (name::EVENTS_INGESTED, Counter),
+    (name::EVENTS_PUBLISHED, Counter),
+    (name::INGEST_REJECTED, Counter),
+    (name::INGEST_IDEMPOTENT_REPLAYS, Counter),
+    (name::PUBLISH_DURATION, Histogram),
     // router
-    ("hookbus_router_events_total", Counter),
-    ("hookbus_router_fanout", Histogram),
-    ("hookbus_router_deliveries_published_total", Counter),
-    ("hookbus_hooks", Gauge),
-    ("hookbus_hook_cache_loaded_timestamp_seconds", Gauge),
-    ("hookbus_queue_messages", Gauge),
+    (name::ROUTER_EVENTS, Counter),
+    (name::ROUTER_FANOUT, Histogram),
+    (name::ROUTER_DELIVERIES_PUBLISHED, Counter),
+    (name::HOOKS, Gauge),
+    (name::HOOK_CACHE_LOADED, Gauge),
+    (name::QUEUE_MESSAGES, Gauge),
     // deliverer
-    ("hookbus_deliveries_total", Counter),
-    ("hookbus_delivery_attempts_total", Counter),
-    ("hookbus_delivery_attempt_duration_seconds", Histogram),
-    ("hookbus_delivery_latency_seconds", Histogram),
-    ("hookbus_deliveries_in_flight", Gauge),
-    ("hookbus_deliverer_hook_consumers", Gauge),
-    ("hookbus_hooks_disabled_total", Counter),
-    ("hookbus_delivery_logs_dropped_total", Counter),
-    ("hookbus_hook_backlog_messages", Gauge),
-    ("hookbus_hook_oldest_message_age_seconds", Gauge),
-    ("hookbus_retry_tier_messages", Gauge),
-    ("hookbus_dead_letter_messages", Gauge),
+    (name::DELIVERIES, Counter),
+    (name::DELIVERY_ATTEMPTS, Counter),
+    (name::ATTEMPT_DURATION, Histogram),
+    (name::DELIVERY_LATENCY, Histogram),
+    (name::DELIVERIES_IN_FLIGHT, Gauge),
+    (name::HOOK_CONSUMERS, Gauge),
+    (name::HOOKS_DISABLED, Counter),
+    (name::DELIVERY_LOGS_DROPPED, Counter),
+    (name::HOOK_BACKLOG, Gauge),
+    (name::HOOK_OLDEST_MESSAGE_AGE, Gauge),
+    (name::RETRY_TIER_MESSAGES, Gauge),
+    (name::DEAD_LETTER_MESSAGES, Gauge),
     // every process
     ("hookbus_rabbitmq_connected", Gauge),
     ("hookbus_redis_connected", Gauge),
 ];
+
+/// The contract names every metric the contracts crate defines, and the two connection
+/// gauges (of the readiness conditions) that dashboards and alerts read.
+#[test]
+fn the_contract_lists_every_metric_name_of_the_contracts_crate() {
+    let listed: BTreeSet<String> = METRICS.iter().map(|(n, _)| (*n).to_owned()).collect();
+    let mut defined: BTreeSet<String> = name::ALL.iter().map(|n| (*n).to_owned()).collect();
+    defined.extend(["rabbitmq", "redis"].map(name::readiness_gauge));
+    assert_eq!(listed, defined);
+}
 
 /// Gauges that every replica exports alike (read from the broker or the shared hook store):
 /// summed over replicas they would count each queue once per replica, so queries take the
