@@ -142,12 +142,62 @@ fn compose_runs_each_binary_as_its_configuration_says() {
             }
         }
     }
-    let rabbitmq = services.get("rabbitmq").expect("a rabbitmq service");
-    let plugins_mounted = compose_binds(rabbitmq)
-        .iter()
-        .any(|(s, t)| s == "./rabbitmq/enabled_plugins" && t == "/etc/rabbitmq/enabled_plugins");
-    if !plugins_mounted || !read("rabbitmq/enabled_plugins").contains("rabbitmq_prometheus") {
-        problems.push("compose.yaml: RabbitMQ must run with rabbitmq_prometheus enabled".into());
+    for node in RABBITMQ_NODES {
+        let Some(rabbitmq) = services.get(node) else {
+            problems.push(format!("compose.yaml: no service {node}"));
+            continue;
+        };
+        let plugins_mounted = compose_binds(rabbitmq).iter().any(|(s, t)| {
+            s == "./rabbitmq/enabled_plugins" && t == "/etc/rabbitmq/enabled_plugins"
+        });
+        if !plugins_mounted || !read("rabbitmq/enabled_plugins").contains("rabbitmq_prometheus") {
+            problems.push(format!(
+                "compose.yaml: {node} must run with rabbitmq_prometheus enabled"
+            ));
+        }
+        if str_at(rabbitmq, &["hostname"]) != Some(node) {
+            problems.push(format!(
+                "compose.yaml: {node}'s hostname (its node name) must be {node}"
+            ));
+        }
+    }
+    assert_no_problems("deploy/compose.yaml", problems);
+}
+
+/// The RabbitMQ nodes compose runs: a cluster of three, as operators run it.
+pub(super) const RABBITMQ_NODES: [&str; 3] = ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"];
+
+#[test]
+fn compose_runs_a_three_node_rabbitmq_cluster_and_hookbus_knows_every_node() {
+    let mut problems = Vec::new();
+    let conf = read("rabbitmq/rabbitmq.conf");
+    for (i, node) in RABBITMQ_NODES.iter().enumerate() {
+        let line = format!(
+            "cluster_formation.classic_config.nodes.{} = rabbit@{node}",
+            i + 1
+        );
+        if !conf.lines().any(|l| l.trim() == line) {
+            problems.push(format!("rabbitmq.conf: no `{line}`"));
+        }
+    }
+    let compose = compose();
+    for (name, service) in compose_services(&compose) {
+        let Some(url) = compose_env(service).get("HOOKBUS_AMQP_URL").cloned() else {
+            continue;
+        };
+        match hookbus_runtime::broker::parse_nodes(&url) {
+            Ok(nodes) => {
+                for node in RABBITMQ_NODES {
+                    if !nodes.iter().any(|n| n.contains(&format!("@{node}:5672/"))) {
+                        problems.push(format!(
+                            "services.{}: HOOKBUS_AMQP_URL does not list {node}",
+                            scalar(name)
+                        ));
+                    }
+                }
+            }
+            Err(err) => problems.push(format!("services.{}: {err}", scalar(name))),
+        }
     }
     assert_no_problems("deploy/compose.yaml", problems);
 }

@@ -70,11 +70,15 @@ fn prometheus_scrapes_every_service() {
             ));
         }
     }
-    if !targets
-        .get("rabbitmq")
-        .is_some_and(|t| t.contains(&("rabbitmq".into(), "15692".into())))
-    {
-        problems.push("job rabbitmq must scrape rabbitmq_prometheus on rabbitmq:15692".into());
+    for node in super::compose::RABBITMQ_NODES {
+        if !targets
+            .get("rabbitmq")
+            .is_some_and(|t| t.contains(&(node.into(), "15692".into())))
+        {
+            problems.push(format!(
+                "job rabbitmq must scrape rabbitmq_prometheus on {node}:15692"
+            ));
+        }
     }
     // Redis has no /metrics: its exporter is scraped for it.
     let exported_by: BTreeMap<&str, &str> = [("redis", "redis-exporter")].into();
