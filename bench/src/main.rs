@@ -13,10 +13,12 @@
 //! - [`cpu`]: how much of the machine other programs took meanwhile.
 //! - [`report`], [`machine`]: the printed tables and the Markdown file, and what they were
 //!   measured on.
+//! - [`chaos`]: `bench chaos`, the soak under faults (`docs/RELIABILITY.md`).
 
 mod alloc;
 mod amqp;
 mod bare;
+mod chaos;
 mod cpu;
 mod figures;
 mod load;
@@ -135,6 +137,10 @@ async fn main() -> Result<()> {
         return hookbus_tests::service::run(&role, argv)
             .await
             .map_err(|e| anyhow::anyhow!("{role}: {e}"));
+    }
+    if argv.get(1).map(String::as_str) == Some("chaos") {
+        // `bench chaos [flags]`: the chaos soak (`docs/RELIABILITY.md`).
+        return chaos::main(chaos::Args::parse_from(&argv[1..])).await;
     }
     let args = Args::parse();
     let mut plan = args.plan();

@@ -5,6 +5,7 @@
 //! loopback. Tests wait for signals, never for time ([`wait`]), and leave nothing behind
 //! under their prefix even when they fail ([`cleanup`]).
 
+pub mod chaos;
 pub mod cleanup;
 pub mod cluster;
 pub mod pipeline;
