@@ -5,8 +5,8 @@
 //! declared by hookbus's own `Declare::declare_hook`, and one busy queue of each type. Run
 //! on its own: `cargo run --release -p hookbus-bench -- cluster-queues`.
 //!
-//! Everything goes through one connection to the first node, as one router declares every
-//! hook's queue on its own connection: a classic queue then lives on that node, a quorum
+//! Each measurement declares through one connection to the first node, as one router declares
+//! every hook's queue on its own connection: a classic queue then lives on that node, a quorum
 //! queue has a member on every node wherever it is declared (its leader on the first).
 //!
 //! [`queues`]: crate::queues
@@ -21,7 +21,6 @@ use hookbus_contracts::HookId;
 use hookbus_runtime::declare::Declare;
 use hookbus_tests::cluster::{ClusterNode, RabbitCluster};
 use lapin::options::ExchangeDeleteOptions;
-use lapin::Connection;
 
 use crate::amqp::{self, QueueType};
 use crate::cpu::{self, CpuSample};
@@ -35,6 +34,8 @@ use crate::rabbitmqctl::Node;
 const SETTLE: Duration = Duration::from_secs(5);
 /// How long the nodes' CPU time is read while the queues are idle.
 const IDLE_SPAN: Duration = Duration::from_secs(20);
+/// How long a node may take to stop before it is killed.
+const STOP: Duration = Duration::from_secs(120);
 
 /// What to measure.
 pub struct Options {
@@ -126,25 +127,39 @@ pub async fn run(options: &Options) -> Result<ClusterRun> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let first = &cluster.nodes[0];
     // Before any queue: `status` is slow while thousands of quorum queues exist.
-    let machine = Machine::detect(Node::named(first.name())).await;
+    let machine = Machine::detect(Node::named(cluster.nodes[0].name())).await;
     let servers = cpu::Servers::Pids(node_pids(&cluster).await);
     let cpu_at_start = CpuSample::take(&servers);
     let started = Instant::now();
-    let conn = amqp::connect_to(&first.amqp_url(), "hookbus-bench-cluster").await?;
-    let figures = measure(&cluster, &conn, options, &servers).await;
-    let _ = conn.close(200, "cluster comparison done".into()).await;
+    let figures = measure(&cluster, options, &servers).await;
     let run_time = started.elapsed();
     let others_cpu = crate::others_cpu(cpu_at_start, &servers);
-    println!("stopping the cluster");
-    drop(cluster);
+    stop(cluster).await;
     Ok(ClusterRun {
         machine,
         figures: figures?,
         run_time,
         others_cpu,
     })
+}
+
+/// Stops every node, killing the ones that do not stop within `STOP`, and removes their
+/// data (dropping the cluster): a node left behind would hold gigabytes of the machine.
+async fn stop(cluster: RabbitCluster) {
+    println!("stopping the cluster");
+    for node in &cluster.nodes {
+        let stopped = tokio::time::timeout(STOP, node.ctl(&["stop"])).await;
+        if !matches!(stopped, Ok(true)) {
+            println!(
+                "  {} did not stop within {} s: killed",
+                node.name(),
+                STOP.as_secs()
+            );
+            node.kill().await;
+        }
+    }
+    drop(cluster);
 }
 
 /// The operating system's process of each node (`os:getpid()`), for the CPU accounting.
@@ -161,9 +176,10 @@ async fn node_pids(cluster: &RabbitCluster) -> Vec<u32> {
         .collect()
 }
 
+/// Each step on connections of its own to the first node, so that a connection the broker
+/// drops fails only the step it served.
 async fn measure(
     cluster: &RabbitCluster,
-    conn: &Connection,
     options: &Options,
     servers: &cpu::Servers,
 ) -> Result<ClusterFigures> {
@@ -182,14 +198,16 @@ async fn measure(
     };
     for kind in [QueueType::ClassicV2, QueueType::Quorum] {
         println!("  ({}) one queue on the first node", kind.label());
+        let conn = amqp::connect_to(&url, "hookbus-bench-cluster-publisher").await?;
         let runs = repeat("one queue", options.repeats, || {
-            queues::one_queue(conn, &url, kind, options.events)
+            queues::one_queue(&conn, &url, kind, options.events)
         })
         .await
         .with_context(|| format!("one {} queue on the cluster", kind.label()))?;
+        let _ = conn.close(200, "pumped".into()).await;
         figures.throughput.push(OneQueue { kind, runs });
         for &count in &options.counts {
-            let idle = idle_queues(cluster, conn, kind, count, options.deadline, servers)
+            let idle = idle_queues(cluster, kind, count, options.deadline, servers)
                 .await
                 .with_context(|| format!("{count} idle {} queues", kind.label()))?;
             report(&idle);
@@ -226,7 +244,6 @@ fn report(idle: &IdleOnCluster) {
 /// also after a declaration that stopped early.
 async fn idle_queues(
     cluster: &RabbitCluster,
-    conn: &Connection,
     kind: QueueType,
     count: usize,
     deadline: Duration,
@@ -241,15 +258,18 @@ async fn idle_queues(
         .iter()
         .map(|n| Node::named(n.name()))
         .collect();
-    let admin = conn.create_channel().await?;
-    topology.declare_deliveries(&admin).await?;
+    let url = cluster.nodes[0].amqp_url();
+    let conn = amqp::connect_to(&url, "hookbus-bench-cluster-declare").await?;
+    topology
+        .declare_deliveries(&conn.create_channel().await?)
+        .await?;
 
     let before = vm_memory(&nodes).await;
     let declared = AtomicUsize::new(0);
     let bar = progress::bar(count as u64, &format!("{} queues declared", kind.label()));
     let started = Instant::now();
     let ids: Vec<String> = hooks.iter().map(ToString::to_string).collect();
-    let declaring = amqp::on_channels(conn, &ids, |ch, id| {
+    let declaring = amqp::on_channels(&conn, &ids, |ch, id| {
         let (topology, declared, bar) = (&topology, &declared, &bar);
         async move {
             let hook = HookId::parse(&id).context("a generated hook id")?;
@@ -267,6 +287,7 @@ async fn idle_queues(
     let declare = started.elapsed();
     bar.finish_and_clear();
     let declared = declared.into_inner();
+    let _ = conn.close(200, "declared".into()).await;
 
     tokio::time::sleep(SETTLE).await;
     let after = vm_memory(&nodes).await;
@@ -276,16 +297,19 @@ async fn idle_queues(
         .await;
 
     println!("    deleting {} queues", queue_names.len());
+    // On a connection of its own: the declaring one may be the step that failed.
+    let conn = amqp::connect_to(&url, "hookbus-bench-cluster-delete").await?;
     let started = Instant::now();
-    let deleted = amqp::delete_queues(conn, &queue_names).await;
+    let deleted = amqp::delete_queues(&conn, &queue_names).await;
     let delete = started.elapsed();
-    let admin = conn.create_channel().await?;
-    admin
+    conn.create_channel()
+        .await?
         .exchange_delete(
             topology.deliveries_exchange().as_str().into(),
             ExchangeDeleteOptions::default(),
         )
         .await?;
+    let _ = conn.close(200, "deleted".into()).await;
     deleted?;
     Ok(IdleOnCluster {
         kind,
