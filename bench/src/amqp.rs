@@ -35,6 +35,15 @@ impl QueueType {
         }
     }
 
+    /// The same kind as hookbus's setting names it (`HOOKBUS_HOOK_QUEUE_TYPE`), for declaring
+    /// queues through hookbus's own declarations.
+    pub fn setting(self) -> hookbus_contracts::topology::QueueType {
+        match self {
+            QueueType::ClassicV2 => hookbus_contracts::topology::QueueType::Classic,
+            QueueType::Quorum => hookbus_contracts::topology::QueueType::Quorum,
+        }
+    }
+
     fn args(self) -> FieldTable {
         let (key, value) = match self {
             QueueType::ClassicV2 => ("x-queue-version", AMQPValue::LongInt(2)),
@@ -46,8 +55,14 @@ impl QueueType {
     }
 }
 
+/// A connection to the shared broker of the test setup.
 pub async fn connect(name: &str) -> Result<Connection> {
-    Ok(hookbus_runtime::broker::connect(AMQP_URL, name).await?)
+    connect_to(AMQP_URL, name).await
+}
+
+/// A connection to the broker (or cluster node) at `url`.
+pub async fn connect_to(url: &str, name: &str) -> Result<Connection> {
+    Ok(hookbus_runtime::broker::connect(url, name).await?)
 }
 
 /// A channel in confirm mode, for publishing.
@@ -116,7 +131,7 @@ pub async fn delete_queues(conn: &Connection, names: &[String]) -> Result<()> {
 
 /// Runs `op` on every name, names split over `CHANNELS` channels working concurrently
 /// (operations on one channel are serial in AMQP).
-async fn on_channels<F, Fut>(conn: &Connection, names: &[String], op: F) -> Result<()>
+pub async fn on_channels<F, Fut>(conn: &Connection, names: &[String], op: F) -> Result<()>
 where
     F: Fn(Channel, String) -> Fut,
     Fut: Future<Output = Result<()>>,

@@ -1,10 +1,19 @@
 //! How much of the machine other programs took during the run. The figures are only
 //! meaningful on an otherwise idle machine, so the report says how idle it was: the CPU
-//! time of the whole machine (`/proc/stat`) minus that of the benchmark itself, RabbitMQ
-//! and Redis (`/proc/<pid>/stat`), as a share of the machine's capacity.
+//! time of the whole machine (`/proc/stat`) minus that of the benchmark itself and the
+//! servers it measures (`/proc/<pid>/stat`), as a share of the machine's capacity.
 
-/// The servers the measurement uses, besides this process.
-const SERVERS: &[&str] = &["beam.smp", "redis-server"];
+/// The shared servers of the test setup, by command name.
+const SHARED: &[&str] = &["beam.smp", "redis-server"];
+
+/// The servers a measurement uses, besides this process.
+pub enum Servers {
+    /// The shared RabbitMQ and Redis (every process of their commands).
+    Shared,
+    /// These processes only (the nodes of a private cluster): the shared servers, and anyone
+    /// else's RabbitMQ, count as other programs.
+    Pids(Vec<u32>),
+}
 
 #[derive(Clone, Copy)]
 pub struct CpuSample {
@@ -12,13 +21,15 @@ pub struct CpuSample {
     total: u64,
     /// Jiffies spent busy, by anyone.
     busy: u64,
-    /// Jiffies spent by this process and the `SERVERS`.
+    /// Jiffies spent by this process and the servers.
     ours: u64,
+    /// Jiffies spent by the servers alone.
+    servers: u64,
 }
 
 impl CpuSample {
     /// `None` where `/proc` is not Linux's.
-    pub fn take() -> Option<CpuSample> {
+    pub fn take(servers: &Servers) -> Option<CpuSample> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let jiffies: Vec<u64> = stat
             .lines()
@@ -31,11 +42,20 @@ impl CpuSample {
         let [user, nice, system, idle, iowait, irq, softirq, steal] = jiffies[..] else {
             return None;
         };
+        let (ours, servers) = ours(servers);
         Some(CpuSample {
             total: user + nice + system + idle + iowait + irq + softirq + steal,
             busy: user + nice + system + irq + softirq + steal,
-            ours: ours(),
+            ours,
+            servers,
         })
+    }
+
+    /// The CPU the servers used since `start`, in cores (1.0: one core busy all along).
+    pub fn servers_since(self, start: CpuSample) -> f64 {
+        let total = self.total.saturating_sub(start.total).max(1);
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        self.servers.saturating_sub(start.servers) as f64 / total as f64 * cpus as f64
     }
 
     /// The share of the machine (0 to 1) that other processes used since `start`.
@@ -50,25 +70,39 @@ impl CpuSample {
 /// User and system jiffies of this process, of its children (the services it runs in
 /// processes of their own, see `process`: live ones by their command, which is this
 /// process's, and reaped ones through this process's children's times), and of every live
-/// process of `SERVERS`.
-fn ours() -> u64 {
+/// process of `servers`; and those of the servers alone.
+fn ours(servers: &Servers) -> (u64, u64) {
     let Ok(own) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0;
+        return (0, 0);
     };
     let Some((own_comm, _)) = jiffies(&own) else {
-        return 0;
+        return (0, 0);
     };
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return (0, 0);
     };
-    let live: u64 = entries
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
-        .filter_map(|stat| {
-            let (comm, jiffies) = jiffies(&stat)?;
-            (SERVERS.contains(&comm) || comm == own_comm).then_some(jiffies)
+    let (mut live, mut of_servers) = (0, 0);
+    for (server, jiffies) in entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, std::fs::read_to_string(e.path().join("stat")).ok()?))
         })
-        .sum();
-    live + reaped_children(&own).unwrap_or(0)
+        .filter_map(|(pid, stat)| {
+            let (comm, jiffies) = jiffies(&stat)?;
+            let server = match servers {
+                Servers::Shared => SHARED.contains(&comm),
+                Servers::Pids(pids) => pids.contains(&pid),
+            };
+            (server || comm == own_comm).then_some((server, jiffies))
+        })
+    {
+        live += jiffies;
+        if server {
+            of_servers += jiffies;
+        }
+    }
+    (live + reaped_children(&own).unwrap_or(0), of_servers)
 }
 
 /// The command and utime + stime of one `/proc/<pid>/stat` line.

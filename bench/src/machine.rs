@@ -4,7 +4,7 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 use tokio::process::Command;
 
-use crate::rabbitmqctl;
+use crate::rabbitmqctl::Node;
 
 #[derive(serde::Serialize)]
 pub struct Machine {
@@ -17,8 +17,9 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub async fn detect() -> Machine {
-        let versions = rabbitmqctl::versions().await;
+    /// This machine, and the versions `node` reports.
+    pub async fn detect(node: Node<'_>) -> Machine {
+        let versions = node.versions().await;
         let date = OffsetDateTime::now_utc()
             .format(format_description!(
                 "[year]-[month]-[day] [hour]:[minute] UTC"

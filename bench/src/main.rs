@@ -5,7 +5,8 @@
 //!
 //! - [`bare`]: publisher → quorum queue → relay → classic v2 queue → signing deliverer.
 //! - [`pipeline`]: the real producer, router and deliverer with one hook.
-//! - [`queues`]: classic v2 against quorum for per-hook queues.
+//! - [`queues`]: classic v2 against quorum for per-hook queues; [`cluster`]: the same on a
+//!   private three-node cluster, a command of its own (`bench cluster-queues`).
 //! - [`scenarios`]: fan-out, deliverer scaling, isolation, retry storm; [`scale`]: 10,000
 //!   hooks, with the router and a deliverer in processes of their own ([`process`]).
 //! - [`load`], [`receiver`], [`figures`]: the shared workload, the receiver that times it,
@@ -19,6 +20,7 @@ mod alloc;
 mod amqp;
 mod bare;
 mod chaos;
+mod cluster;
 mod cpu;
 mod figures;
 mod load;
@@ -38,7 +40,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::load::{Clock, Plan};
 
@@ -54,9 +56,13 @@ const DISTURBED: f64 = 0.05;
 #[derive(Parser, Debug)]
 #[command(
     name = "bench",
-    about = "hookbus against the bare broker, and classic v2 against quorum queues"
+    about = "hookbus against the bare broker, and classic v2 against quorum queues",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    /// Without a command: the whole benchmark.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Messages of each saturated run (bare path, hookbus with the Rust SDK, one queue).
     #[arg(long, default_value_t = 20_000)]
     events: usize,
@@ -112,6 +118,33 @@ struct Args {
     out: PathBuf,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Classic v2 against quorum per-hook queues on a private three-node RabbitMQ cluster:
+    /// prints the figures and writes their section of the report.
+    ClusterQueues(ClusterArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ClusterArgs {
+    /// Idle queues declared per queue type, one measurement per number.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    counts: Vec<usize>,
+    /// Messages of each run through one queue.
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Runs through one queue per type (figures quote the median).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    repeats: u64,
+    /// Seconds a declaration of idle queues may take; past them it stops, and the queues
+    /// it declared are measured.
+    #[arg(long, default_value_t = 900)]
+    declare_timeout: u64,
+    /// The report whose cluster section is written (the rest of it is kept).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md"))]
+    out: PathBuf,
+}
+
 impl Args {
     fn plan(&self) -> Plan {
         Plan {
@@ -143,9 +176,12 @@ async fn main() -> Result<()> {
         return chaos::main(chaos::Args::parse_from(&argv[1..])).await;
     }
     let args = Args::parse();
+    if let Some(Command::ClusterQueues(cluster)) = &args.command {
+        return cluster_queues(cluster).await;
+    }
     let mut plan = args.plan();
     let started = Instant::now();
-    let cpu_at_start = cpu::CpuSample::take();
+    let cpu_at_start = cpu::CpuSample::take(&cpu::Servers::Shared);
     let clock = Clock::start();
 
     if !args.skip_calibration {
@@ -169,16 +205,18 @@ async fn main() -> Result<()> {
 
     let scenarios = scenarios_run(clock, &args, &plan).await?;
 
-    let others_cpu = others_cpu(cpu_at_start);
+    let others_cpu = others_cpu(cpu_at_start, &cpu::Servers::Shared);
     let plot = args.out.with_file_name(PLOT);
+    let previous = std::fs::read_to_string(&args.out).unwrap_or_default();
     let report = report::Report {
         plot: PLOT,
-        machine: machine::Machine::detect().await,
+        machine: machine::Machine::detect(rabbitmqctl::Node::SHARED).await,
         plan: &plan,
         bare: &bare,
         hookbus: &hookbus,
         queues: queues.as_deref(),
         scenarios: &scenarios,
+        cluster: report::cluster::extract(&previous),
         run_time: started.elapsed(),
         others_cpu,
     };
@@ -187,6 +225,27 @@ async fn main() -> Result<()> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     plot::draw(&plot, &report.bars())?;
     println!("written to {} and {}", args.out.display(), plot.display());
+    Ok(())
+}
+
+/// `bench cluster-queues`: the cluster comparison, printed and written into its section of
+/// the report.
+async fn cluster_queues(args: &ClusterArgs) -> Result<()> {
+    let options = cluster::Options {
+        counts: args.counts.clone(),
+        events: args.events,
+        repeats: args.repeats as usize,
+        deadline: std::time::Duration::from_secs(args.declare_timeout),
+    };
+    let run = cluster::run(&options).await.context("cluster comparison")?;
+    let report = report::cluster::ClusterReport { run: &run };
+    println!("\n{}", report.tables()?);
+    let document = std::fs::read_to_string(&args.out)
+        .with_context(|| format!("reading {}", args.out.display()))?;
+    let document = report::cluster::place(&document, &report.section()?);
+    std::fs::write(&args.out, document)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("written to {}", args.out.display());
     Ok(())
 }
 
@@ -243,8 +302,8 @@ async fn scenarios_run(clock: Clock, args: &Args, plan: &Plan) -> Result<scenari
 
 /// The share of the CPU other programs took since `start`, printed with a warning when it
 /// disturbed the figures.
-fn others_cpu(start: Option<cpu::CpuSample>) -> Option<f64> {
-    let share = start.zip(cpu::CpuSample::take())?;
+fn others_cpu(start: Option<cpu::CpuSample>, servers: &cpu::Servers) -> Option<f64> {
+    let share = start.zip(cpu::CpuSample::take(servers))?;
     let share = share.1.others_since(share.0);
     let verdict = if share > DISTURBED {
         ": the figures are disturbed, run again on an idle machine"

@@ -13,7 +13,7 @@ use lapin::Connection;
 use crate::amqp::{self, QueueType, PREFETCH};
 use crate::figures::{repeat, Runs, Throughput};
 use crate::load::{self, Plan, WINDOW};
-use crate::rabbitmqctl;
+use crate::rabbitmqctl::Node;
 
 /// Time given to the broker after declaring, before its memory is read.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -54,7 +54,7 @@ async fn measure_both(conn: &Connection, plan: &Plan) -> Result<Vec<QueueFigures
 
 async fn measure(conn: &Connection, kind: QueueType, plan: &Plan) -> Result<QueueFigures> {
     let throughput = repeat("one queue", plan.repeats, || {
-        one_queue(conn, kind, plan.events)
+        one_queue(conn, amqp::AMQP_URL, kind, plan.events)
     })
     .await?;
     let idle = idle_queues(conn, kind, plan.idle_queues).await?;
@@ -80,13 +80,19 @@ pub fn per_queue(total: Option<i64>, queues: usize) -> String {
     }
 }
 
-/// Publishes `n` messages into one queue while a consumer acks them; the queue is deleted
-/// afterwards whatever happens.
-async fn one_queue(conn: &Connection, kind: QueueType, n: usize) -> Result<Throughput> {
+/// Publishes `n` messages into one queue on `conn` while a consumer, on a connection of its
+/// own to the same broker (`url`), acks them; the queue is deleted afterwards whatever
+/// happens.
+pub async fn one_queue(
+    conn: &Connection,
+    url: &str,
+    kind: QueueType,
+    n: usize,
+) -> Result<Throughput> {
     let queue = format!("{}.one", amqp::unique_prefix("queue"));
     // A bound on the whole pump, not only on its consumer: a broker connection that dies
     // mid-run must end the benchmark with an error, never hang it.
-    let measured = tokio::time::timeout(CONSUME_TIMEOUT, pump(conn, kind, &queue, n))
+    let measured = tokio::time::timeout(CONSUME_TIMEOUT, pump(conn, url, kind, &queue, n))
         .await
         .unwrap_or_else(|_| {
             Err(anyhow::anyhow!(
@@ -97,9 +103,15 @@ async fn one_queue(conn: &Connection, kind: QueueType, n: usize) -> Result<Throu
     measured
 }
 
-async fn pump(conn: &Connection, kind: QueueType, queue: &str, n: usize) -> Result<Throughput> {
+async fn pump(
+    conn: &Connection,
+    url: &str,
+    kind: QueueType,
+    queue: &str,
+    n: usize,
+) -> Result<Throughput> {
     amqp::declare(&conn.create_channel().await?, queue, kind).await?;
-    let consume_conn = amqp::connect("hookbus-bench-consumer").await?;
+    let consume_conn = amqp::connect_to(url, "hookbus-bench-consumer").await?;
     let consumer = amqp::consume_channel(&consume_conn)
         .await?
         .basic_consume(
@@ -143,15 +155,15 @@ async fn pump(conn: &Connection, kind: QueueType, queue: &str, n: usize) -> Resu
 async fn idle_queues(conn: &Connection, kind: QueueType, count: usize) -> Result<IdleCost> {
     let prefix = amqp::unique_prefix("idle");
     let names: Vec<String> = (0..count).map(|i| format!("{prefix}.{i:05}")).collect();
-    let before = rabbitmqctl::vm_memory().await;
+    let before = Node::SHARED.vm_memory().await;
     let started = Instant::now();
     let declared = amqp::declare_all(conn, &names, kind).await;
     let declare = started.elapsed();
     let memory = match declared {
         Ok(()) => {
             tokio::time::sleep(SETTLE).await;
-            let after = rabbitmqctl::vm_memory().await;
-            Ok((after, rabbitmqctl::queues_memory(&prefix).await))
+            let after = Node::SHARED.vm_memory().await;
+            Ok((after, Node::SHARED.queues_memory(&prefix).await))
         }
         Err(err) => Err(err),
     };

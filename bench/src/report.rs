@@ -1,7 +1,9 @@
 //! The figures as tables (printed) and as `docs/BENCHMARKS.md` (written), with the machine
 //! they were measured on. The words are in templates, `bench/templates/`, embedded in the
-//! binary: this module hands them the figures ([`context`]) and renders them.
+//! binary: this module hands them the figures ([`context`]) and renders them. The cluster
+//! comparison, measured by a command of its own, has its own section ([`cluster`]).
 
+pub mod cluster;
 mod context;
 #[cfg(test)]
 mod tests;
@@ -12,6 +14,7 @@ use anyhow::Result;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
 
 use crate::load::{PathFigures, Plan};
 use crate::machine::Machine;
@@ -29,6 +32,8 @@ pub struct Report<'a> {
     pub hookbus: &'a HookbusFigures,
     pub queues: Option<&'a [QueueFigures]>,
     pub scenarios: &'a scenarios::Figures,
+    /// The cluster comparison's section ([`cluster`]), kept from the file being replaced.
+    pub cluster: Option<&'a str>,
     pub run_time: Duration,
     /// The share of the CPU other programs used during the run.
     pub others_cpu: Option<f64>,
@@ -43,10 +48,13 @@ macro_rules! templates {
     };
 }
 
-/// The two documents, then the parts both include.
-const TEMPLATES: [(&str, &str); 9] = templates![
+/// The two documents and the cluster section with its tables, then the parts they include.
+const TEMPLATES: [(&str, &str); 12] = templates![
     "BENCHMARKS.md.j2",
     "tables.md.j2",
+    "cluster.md.j2",
+    "cluster-tables.md.j2",
+    "parts/cluster.md.j2",
     "parts/throughput.md.j2",
     "parts/latency.md.j2",
     "parts/ratios.md.j2",
@@ -68,9 +76,7 @@ impl Report<'_> {
     }
 
     fn render(&self, template: &str) -> Result<String> {
-        let env = environment()?;
-        let context = context::Context::new(self);
-        Ok(env.get_template(template)?.render(Serde(context))?)
+        render(template, &context::Context::new(self))
     }
 
     fn bare(&self) -> f64 {
@@ -141,6 +147,13 @@ impl Report<'_> {
     }
 }
 
+/// `template` rendered with `context`.
+fn render(template: &str, context: &impl Serialize) -> Result<String> {
+    Ok(environment()?
+        .get_template(template)?
+        .render(Serde(context))?)
+}
+
 /// The templates, written as the output reads: a line holding only a block tag (`{% if %}`,
 /// `{% for %}`, ...) leaves nothing in the output, not even its line break, and a template's
 /// last line break is kept. A name the context lacks is an error, not an empty string.
@@ -157,6 +170,7 @@ fn environment() -> Result<Environment<'static>> {
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.add_filter("fixed", fixed);
     env.add_filter("signed", signed);
+    env.add_filter("grouped", grouped);
     for (name, source) in TEMPLATES {
         env.add_template(name, source)?;
     }
@@ -170,6 +184,19 @@ fn fixed(value: Option<f64>, digits: usize, unit: Option<&str>) -> String {
         Some(value) => format!("{value:.digits$}{}", unit.unwrap_or_default()),
         None => "n/a".into(),
     }
+}
+
+/// `{{ n|grouped }}`: a count with its thousands grouped, `10,000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// `{{ x|signed(0) }}`: a number with its sign, plus included.

@@ -44,6 +44,8 @@ pub struct Context<'a> {
     latency: Latencies,
     ratios: Ratios,
     queues: Option<Queues>,
+    /// The cluster comparison's section, as it was written (`report::cluster`).
+    cluster: Option<&'a str>,
     scenarios: Scenarios,
     targets: Targets,
 }
@@ -65,6 +67,7 @@ impl<'a> Context<'a> {
             },
             ratios: Ratios::new(report.bare, &report.hookbus.sdk, &report.hookbus.wide),
             queues: report.queues.map(Queues::new),
+            cluster: report.cluster,
             scenarios: Scenarios {
                 fanout: s.fanout.as_ref().map(|runs| Fanout {
                     hooks: scenarios::FANOUT,
@@ -86,10 +89,10 @@ impl<'a> Context<'a> {
 
 /// Repeated saturated runs: their size, median and range, messages per second.
 #[derive(Serialize)]
-struct RunsRow {
+pub(super) struct RunsRow {
     messages: usize,
     runs: usize,
-    median: f64,
+    pub(super) median: f64,
     slowest: f64,
     fastest: f64,
 }

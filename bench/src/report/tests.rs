@@ -12,8 +12,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::cluster::{extract, place, ClusterReport};
 use super::Report;
 use crate::amqp::QueueType;
+use crate::cluster::{ClusterFigures, ClusterRun, IdleOnCluster, OneQueue, Stopped};
 use crate::figures::{LatencyRun, Runs, Throughput};
 use crate::load::{PathFigures, Plan};
 use crate::machine::Machine;
@@ -103,6 +105,7 @@ impl Measured {
             hookbus: &self.hookbus,
             queues: self.queues.as_deref(),
             scenarios: &self.scenarios,
+            cluster: None,
             run_time: self.run_time,
             others_cpu: self.others_cpu,
         }
@@ -392,4 +395,153 @@ fn the_report_renders_as_its_fixtures() {
         check(&format!("{name}.md"), &report.markdown().unwrap());
         check(&format!("{name}.txt"), &report.tables().unwrap());
     }
+}
+
+/// Idle queues of `kind` on the cluster: `queues` declared in `declare` s and deleted in
+/// `delete` s, each node's VM growth per queue and `list_queues memory` per queue in KiB.
+fn on_cluster(
+    kind: QueueType,
+    queues: usize,
+    [declare, delete]: [f64; 2],
+    per_node_kib: [Option<f64>; 3],
+    list_kib: Option<f64>,
+) -> IdleOnCluster {
+    IdleOnCluster {
+        kind,
+        queues,
+        declared: queues,
+        stopped: None,
+        declare: Duration::from_secs_f64(declare),
+        delete: Duration::from_secs_f64(delete),
+        vm_delta: (per_node_kib.iter())
+            .map(|kib| kib.map(|kib| kib_per_queue(kib, queues) as i64))
+            .collect(),
+        queues_memory: list_kib.map(|kib| kib_per_queue(kib, queues)),
+        idle_cores: Some(match kind {
+            QueueType::ClassicV2 => 0.02,
+            QueueType::Quorum => queues as f64 / 10_000.0,
+        }),
+    }
+}
+
+/// The cluster run `docs/BENCHMARKS.md`'s cluster section was written from (its figures, to
+/// the digits it shows).
+fn cluster_run() -> ClusterRun {
+    use QueueType::{ClassicV2, Quorum};
+    ClusterRun {
+        machine: machine(),
+        figures: ClusterFigures {
+            nodes: 3,
+            events: 20_000,
+            deadline: Duration::from_secs(900),
+            empty_cores: Some(0.02),
+            throughput: vec![
+                OneQueue {
+                    kind: ClassicV2,
+                    runs: runs(20_000, [9000.0, 9500.0, 9900.0]),
+                },
+                OneQueue {
+                    kind: Quorum,
+                    runs: runs(20_000, [7000.0, 7500.0, 7900.0]),
+                },
+            ],
+            idle: vec![
+                on_cluster(
+                    ClassicV2,
+                    1000,
+                    [1.0, 1.0],
+                    [Some(40.0), Some(2.0), Some(2.0)],
+                    Some(50.0),
+                ),
+                on_cluster(
+                    ClassicV2,
+                    10_000,
+                    [10.0, 10.0],
+                    [Some(40.0), Some(2.0), Some(2.0)],
+                    Some(50.0),
+                ),
+                on_cluster(
+                    Quorum,
+                    1000,
+                    [20.0, 10.0],
+                    [Some(150.0), Some(120.0), Some(120.0)],
+                    Some(90.0),
+                ),
+                on_cluster(
+                    Quorum,
+                    10_000,
+                    [200.0, 100.0],
+                    [Some(150.0), Some(120.0), Some(120.0)],
+                    Some(90.0),
+                ),
+            ],
+        },
+        run_time: Duration::from_secs_f64(600.0),
+        others_cpu: Some(0.01),
+    }
+}
+
+/// The quorum declarations stopped: one failed, the one of the largest number at its
+/// deadline; a node that did not answer, `list_queues` too slow, and the CPU share unknown.
+fn cluster_stopped() -> ClusterRun {
+    let mut run = cluster_run();
+    run.machine = unknown_machine();
+    run.others_cpu = None;
+    let idle = &mut run.figures.idle;
+    run.figures.empty_cores = None;
+    idle[1].vm_delta[2] = None;
+    idle[1].idle_cores = None;
+    idle[2].declared = 600;
+    idle[2].stopped = Some(Stopped::Failed("connection reset by peer".into()));
+    idle[3] = IdleOnCluster {
+        declared: 4321,
+        stopped: Some(Stopped::Deadline),
+        queues_memory: None,
+        ..on_cluster(
+            QueueType::Quorum,
+            4321,
+            [900.0, 50.0],
+            [Some(150.0), Some(120.0), Some(120.0)],
+            None,
+        )
+    };
+    idle[3].queues = 10_000;
+    run
+}
+
+#[test]
+fn the_cluster_section_renders_as_its_fixtures() {
+    for (name, run) in [
+        ("cluster", cluster_run()),
+        ("cluster-stopped", cluster_stopped()),
+    ] {
+        let report = ClusterReport { run: &run };
+        check(&format!("{name}.md"), &report.section().unwrap());
+        check(&format!("{name}.txt"), &report.tables().unwrap());
+    }
+}
+
+/// `bench cluster-queues` places its section where the full report's template puts the
+/// section it kept, and a second run of the command replaces it.
+#[test]
+fn a_full_run_keeps_the_cluster_section_where_the_command_placed_it() {
+    let section = ClusterReport {
+        run: &cluster_run(),
+    }
+    .section()
+    .unwrap();
+    let other = ClusterReport {
+        run: &cluster_stopped(),
+    }
+    .section()
+    .unwrap();
+    let measured = measured();
+    let mut report = measured.report();
+    let without = report.markdown().unwrap();
+    let placed = place(&without, &section);
+    report.cluster = Some(&section);
+    assert_eq!(report.markdown().unwrap(), placed);
+    assert_eq!(extract(&placed), Some(section.as_str()));
+    assert_eq!(extract(&without), None);
+    assert_eq!(place(&placed, &other), place(&without, &other));
 }
