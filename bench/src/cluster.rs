@@ -34,6 +34,8 @@ use crate::rabbitmqctl::Node;
 const SETTLE: Duration = Duration::from_secs(5);
 /// How long the nodes' CPU time is read while the queues are idle.
 const IDLE_SPAN: Duration = Duration::from_secs(20);
+/// How long a step tries to connect to the first node.
+const CONNECT: Duration = Duration::from_secs(120);
 /// How long a node may take to stop before it is killed.
 const STOP: Duration = Duration::from_secs(120);
 
@@ -198,7 +200,7 @@ async fn measure(
     };
     for kind in [QueueType::ClassicV2, QueueType::Quorum] {
         println!("  ({}) one queue on the first node", kind.label());
-        let conn = amqp::connect_to(&url, "hookbus-bench-cluster-publisher").await?;
+        let conn = connect(&url, "hookbus-bench-cluster-publisher").await?;
         let runs = repeat("one queue", options.repeats, || {
             queues::one_queue(&conn, &url, kind, options.events)
         })
@@ -259,7 +261,7 @@ async fn idle_queues(
         .map(|n| Node::named(n.name()))
         .collect();
     let url = cluster.nodes[0].amqp_url();
-    let conn = amqp::connect_to(&url, "hookbus-bench-cluster-declare").await?;
+    let conn = connect(&url, "hookbus-bench-cluster-declare").await?;
     topology
         .declare_deliveries(&conn.create_channel().await?)
         .await?;
@@ -298,7 +300,7 @@ async fn idle_queues(
 
     println!("    deleting {} queues", queue_names.len());
     // On a connection of its own: the declaring one may be the step that failed.
-    let conn = amqp::connect_to(&url, "hookbus-bench-cluster-delete").await?;
+    let conn = connect(&url, "hookbus-bench-cluster-delete").await?;
     let started = Instant::now();
     let deleted = amqp::delete_queues(&conn, &queue_names).await;
     let delete = started.elapsed();
@@ -331,6 +333,20 @@ async fn idle_cores(servers: &cpu::Servers) -> Option<f64> {
     let start = CpuSample::take(servers)?;
     tokio::time::sleep(IDLE_SPAN).await;
     Some(CpuSample::take(servers)?.servers_since(start))
+}
+
+/// A connection to the node at `url`, tried again for up to `CONNECT`: a node of three
+/// sharing two cores with other work can be slow to answer for a while.
+async fn connect(url: &str, name: &str) -> Result<lapin::Connection> {
+    let started = Instant::now();
+    loop {
+        match amqp::connect_to(url, name).await {
+            Ok(conn) => return Ok(conn),
+            Err(err) if started.elapsed() > CONNECT => return Err(err),
+            Err(err) => println!("    {name}: {err:#}, trying again"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Every node's `erlang:memory(total)`, in node order.
