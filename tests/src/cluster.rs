@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::servers::spare_port;
+use crate::servers::{discard_node, rabbitmqctl, spare_port, wait_port};
 use crate::wait::{check, eventually};
 
 /// How long a node may take to start on a busy two-core machine.
@@ -87,7 +87,7 @@ impl ClusterNode {
             .await
             .expect("rabbitmq-server runs");
         assert!(status.success(), "rabbitmq-server -detached failed");
-        self.wait_port(true, NODE_START).await;
+        wait_port(self.port, true, NODE_START).await;
         // The port opens before the node has finished booting: wait until it answers.
         eventually(format!("{} to boot", self.name), NODE_START, async || {
             check(self.ctl(&["await_startup"]).await, |ok| *ok)
@@ -99,70 +99,18 @@ impl ClusterNode {
     pub async fn kill(&self) {
         let pid = std::fs::read_to_string(self.dir.join("pid")).expect("the node wrote its pid");
         let _ = Command::new("kill").args(["-9", pid.trim()]).status().await;
-        self.wait_port(false, Duration::from_secs(30)).await;
+        wait_port(self.port, false, Duration::from_secs(30)).await;
     }
 
     /// Runs `rabbitmqctl` against this node; true if it succeeded.
     pub async fn ctl(&self, args: &[&str]) -> bool {
-        Command::new("rabbitmqctl")
-            .args(["-n", &self.name])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success())
-    }
-
-    /// What `rabbitmqctl` (or another CLI tool, `rabbitmq-queues`) prints against this node:
-    /// for a failing test to show the cluster's state.
-    pub async fn report(&self, tool: &str, args: &[&str]) -> String {
-        let out = Command::new(tool)
-            .args(["-n", &self.name])
-            .args(args)
-            .output()
-            .await;
-        match out {
-            Ok(out) => format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(err) => err.to_string(),
-        }
-    }
-
-    pub async fn log_tail(&self) -> String {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("tail -n 40 {}/log/*.log", self.dir.display()))
-            .output()
-            .await
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    async fn wait_port(&self, up: bool, within: Duration) {
-        let port = self.port;
-        let what = format!("port {port} to go {}", if up { "up" } else { "down" });
-        eventually(what, within, async || {
-            let open = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok();
-            check(open, |open| *open == up)
-        })
-        .await;
+        rabbitmqctl(&self.name, args).await
     }
 }
 
 impl Drop for ClusterNode {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-n", &self.name, "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        discard_node(&self.name, &self.dir);
     }
 }
 

@@ -18,7 +18,8 @@ pub fn spare_port() -> u16 {
         .port()
 }
 
-async fn wait_port(port: u16, up: bool, within: Duration) {
+/// Waits until `port` on loopback accepts connections (`up`) or refuses them.
+pub(crate) async fn wait_port(port: u16, up: bool, within: Duration) {
     let what = format!("port {port} to go {}", if up { "up" } else { "down" });
     eventually(what, within, async || {
         let open = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -109,26 +110,36 @@ impl RabbitNode {
 
     /// Runs `rabbitmqctl` against this node; true if it succeeded.
     pub async fn ctl(&self, args: &[&str]) -> bool {
-        Command::new("rabbitmqctl")
-            .args(["-n", &self.name])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success())
+        rabbitmqctl(&self.name, args).await
     }
 }
 
 impl Drop for RabbitNode {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-n", &self.name, "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        discard_node(&self.name, &self.dir);
     }
+}
+
+/// Runs `rabbitmqctl` against the node `name`; true if it succeeded.
+pub(crate) async fn rabbitmqctl(name: &str, args: &[&str]) -> bool {
+    Command::new("rabbitmqctl")
+        .args(["-n", name])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+/// Stops the private node `name` (from a `Drop`, so blocking) and removes its data.
+pub(crate) fn discard_node(name: &str, dir: &std::path::Path) {
+    let _ = std::process::Command::new("rabbitmqctl")
+        .args(["-n", name, "stop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A Redis server of its own, with an append-only file so hooks survive its restart.
