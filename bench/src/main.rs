@@ -21,6 +21,7 @@ mod amqp;
 mod bare;
 mod chaos;
 mod cluster;
+mod console;
 mod cpu;
 mod figures;
 mod load;
@@ -123,6 +124,18 @@ enum Command {
     /// Classic v2 against quorum per-hook queues on a private three-node RabbitMQ cluster:
     /// prints the figures and writes their section of the report.
     ClusterQueues(ClusterArgs),
+    /// The console's API answers with many hooks configured: prints a table.
+    Console(ConsoleArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ConsoleArgs {
+    /// Hooks configured.
+    #[arg(long, default_value_t = 10_000)]
+    hooks: usize,
+    /// Times each request is made.
+    #[arg(long, default_value_t = 50)]
+    repeats: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -176,8 +189,12 @@ async fn main() -> Result<()> {
         return chaos::main(chaos::Args::parse_from(&argv[1..])).await;
     }
     let args = Args::parse();
-    if let Some(Command::ClusterQueues(cluster)) = &args.command {
-        return cluster_queues(cluster).await;
+    match &args.command {
+        Some(Command::ClusterQueues(cluster)) => return cluster_queues(cluster).await,
+        Some(Command::Console(console)) => {
+            return console::run(console.hooks, console.repeats.max(1)).await
+        }
+        None => {}
     }
     let mut plan = args.plan();
     let started = Instant::now();

@@ -77,16 +77,16 @@ pub async fn scale(clock: Clock, sizes: &[usize], events: usize, repeats: usize)
 }
 
 /// Hooks stored under a prefix of their own, and the services measured against them.
-struct Configured {
+pub(crate) struct Configured {
     prefix: String,
-    store: HookStore,
-    http: reqwest::Client,
+    pub(crate) store: HookStore,
+    pub(crate) http: reqwest::Client,
     /// The idle hooks stored so far.
     idle: Vec<HookId>,
 }
 
 impl Configured {
-    fn new(test: &str) -> Result<Configured> {
+    pub(crate) fn new(test: &str) -> Result<Configured> {
         let prefix = unique_prefix(test);
         Ok(Configured {
             store: HookStore::new(REDIS_URL, RedisKeys::new(&prefix))?,
@@ -98,15 +98,28 @@ impl Configured {
 
     /// Stores idle hooks until there are `n`; returns the stored size of one.
     async fn store_idle(&mut self, n: usize) -> Result<usize> {
+        self.store_idle_as(n, |_, _| {}).await
+    }
+
+    /// Stores idle hooks until there are `n`, the `i`th made different by `vary(i, hook)`
+    /// (a name, a URL); returns the stored size of one.
+    pub(crate) async fn store_idle_as(
+        &mut self,
+        n: usize,
+        vary: impl Fn(usize, &mut Hook),
+    ) -> Result<usize> {
         let template = hook(OTHER_EVENT, "http://127.0.0.1:9/idle")?;
         let missing = n.saturating_sub(self.idle.len());
         let new: Vec<HookId> = (0..missing).map(|_| HookId::generate()).collect();
         let progress = crate::progress::bar(missing as u64, "idle hooks stored");
         let store = &self.store;
-        futures::stream::iter(new.iter().cloned())
-            .map(|id| {
+        let vary = &vary;
+        let first = self.idle.len();
+        futures::stream::iter(new.iter().cloned().enumerate())
+            .map(|(i, id)| {
                 let mut hook = template.clone();
                 hook.id = id;
+                vary(first + i, &mut hook);
                 async move { store.insert(&hook).await }
             })
             .buffer_unordered(32)
@@ -118,12 +131,17 @@ impl Configured {
         Ok(serde_json::to_vec(&template)?.len())
     }
 
-    async fn start(&self, role: &str) -> Result<ServiceProcess> {
+    pub(crate) async fn start(&self, role: &str) -> Result<ServiceProcess> {
         ServiceProcess::start(role, &self.prefix, &self.http).await
     }
 
     /// Waits until `service`'s gauge `name` reads `n`.
-    async fn wait_for(&self, service: &ServiceProcess, name: &str, n: usize) -> Result<()> {
+    pub(crate) async fn wait_for(
+        &self,
+        service: &ServiceProcess,
+        name: &str,
+        n: usize,
+    ) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let value = metric(&self.http, service.addr, name).await;
@@ -138,7 +156,7 @@ impl Configured {
     }
 
     /// Deletes everything of the prefix, forgetting the idle hooks first if asked.
-    async fn cleanup(self, forget_idle: bool) {
+    pub(crate) async fn cleanup(self, forget_idle: bool) {
         let forget = if forget_idle { &self.idle[..] } else { &[] };
         futures::stream::iter(forget)
             .map(|id| self.store.delete(id))

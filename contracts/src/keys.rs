@@ -12,7 +12,10 @@
 //! | `{p}:router:{id}` | string, expires | the hook version a live router has loaded; its expiry is the router's lease |
 //! | `{p}:idempotency:{key}` | string | an ingest request's `Idempotency-Key`: pending, or the answer (JSON) |
 //! | `{p}:logs:{id}` | sorted set | one hook's delivery log records (JSON), scored by time |
-//! | `{p}:stats:{id}:{hour}` | hash | one hook's `requests` / `successes` in one hour |
+//! | `{p}:stats:{id}:{hour}` | hash | one hook's `requests` / `successes` in one hour, and its attempts per duration bucket (`le:{ms}`, `le:inf`) |
+//! | `{p}:activity:{bucket}` | hash | events `routed`, attempts `delivered` and `failed` in one 10 s bucket, over every process; expires after an hour |
+//! | `{p}:backlog` | hash | hook id → its queue as a deliverer last measured it (JSON: messages, oldest age, when) |
+//! | `{p}:processes` | hash | `{role}/{instance}` → a process's last announcement (JSON: ready, down conditions, when) |
 //! | `{p}:dead-letter-hooks` | set | ids of hooks that have a dead-letter queue |
 //! | `{p}:failing:{id}` | string | since when (epoch ms) a hook's endpoint has failed without a success |
 
@@ -78,6 +81,19 @@ impl RedisKeys {
     /// `hour` is hours since the epoch.
     pub fn stats(&self, id: &HookId, hour: i64) -> String {
         format!("{}:stats:{}:{}", self.prefix, id, hour)
+    }
+
+    /// `bucket` is 10 s buckets since the epoch (see the contracts' `overview`).
+    pub fn activity(&self, bucket: i64) -> String {
+        format!("{}:activity:{}", self.prefix, bucket)
+    }
+
+    pub fn backlog(&self) -> String {
+        format!("{}:backlog", self.prefix)
+    }
+
+    pub fn processes(&self) -> String {
+        format!("{}:processes", self.prefix)
     }
 
     /// Hooks that have a dead-letter queue (it is declared on first use).

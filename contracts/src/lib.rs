@@ -11,7 +11,8 @@
 //! - [`snapshot`]: the hooks indexed for routing, and when a store's answer replaces them.
 //! - [`topology`]: AMQP names and dead-letter headers; [`keys`]: Redis keys;
 //!   [`metric_names`]: every exported metric's name.
-//! - [`backoff`]: waiting after a refused step; [`logs`]: delivery log records.
+//! - [`backoff`]: waiting after a refused step; [`logs`]: delivery log records;
+//!   [`overview`]: activity, durations, queue readings and presence for the console.
 
 pub mod backoff;
 pub mod catalogue;
@@ -22,6 +23,7 @@ pub mod ids;
 pub mod keys;
 pub mod logs;
 pub mod metric_names;
+pub mod overview;
 pub mod payload;
 pub mod signature;
 pub mod snapshot;

@@ -100,6 +100,8 @@ pub struct LogQuery {
     pub start_ms: i64,
     pub end_ms: i64,
     pub log_key: Option<String>,
+    /// `Success` or `Error` only (hookbus's filter, not Logto's).
+    pub result: Option<String>,
     pub offset: usize,
     pub limit: usize,
 }

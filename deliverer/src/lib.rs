@@ -119,6 +119,13 @@ pub async fn run(
         &shutdown,
     )?;
     let metrics = metrics::Metrics::new();
+    tasks.spawn(hookbus_runtime::overview::announce(
+        store.pool().clone(),
+        config.common.redis_keys(),
+        "deliverer",
+        readiness.clone(),
+        shutdown.clone(),
+    ));
     let logs = DeliveryLogs::new(store.pool().clone(), config.common.redis_keys());
     let (journal, journal_writer) = journal::Journal::start(logs, metrics.logs_dropped.clone());
     let ctx = Arc::new(DeliverCtx {

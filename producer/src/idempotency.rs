@@ -138,6 +138,11 @@ impl Idempotency {
         Ok(Idempotency { pool, keys })
     }
 
+    /// The pool, shared with the process's presence announcements.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     pub async fn claim(
         &self,
         key: &IdempotencyKey,

@@ -76,6 +76,13 @@ pub async fn run(
         idempotency::Idempotency::new(&config.common.redis_url, config.common.redis_keys())?;
     let metrics = metrics::Metrics::new();
     let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(hookbus_runtime::overview::announce(
+        idempotency.pool().clone(),
+        config.common.redis_keys(),
+        "producer",
+        readiness.clone(),
+        shutdown.clone(),
+    ));
     let state = ingest::IngestState {
         publisher: publisher.clone(),
         metrics: metrics.clone(),

@@ -218,28 +218,109 @@ function figure(label, value, id) {
   return h('div', { class: 'figure', id }, h('div', { class: 'value' }, value), h('div', { class: 'label' }, label));
 }
 
+function setFigure(id, value) {
+  const node = document.querySelector(`#${id} .value`);
+  if (node) node.textContent = value;
+}
+
+// A duration in words, coarse: "45 s", "3 min", "2 h 5 min".
+function span(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 90) return `${s} s`;
+  const min = Math.round(s / 60);
+  if (min < 90) return `${min} min`;
+  return `${Math.floor(min / 60)} h ${min % 60} min`;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+// Events routed, deliveries and failed attempts per second over the last hour: one line per
+// series over the 10 s buckets, the scale's top labelled; the partial last bucket is left out.
+function activityChart(overview) {
+  const points = overview.activity.slice(0, -1);
+  const per = overview.bucketSeconds;
+  const series = [['routed', 'events routed'], ['delivered', 'deliveries'], ['failed', 'failed attempts']];
+  const top = Math.max(1, ...points.flatMap((p) => series.map(([key]) => p[key] / per)));
+  const [width, height, left, bottom] = [720, 160, 44, 18];
+  const x = (i) => left + (i / Math.max(1, points.length - 1)) * (width - left - 4);
+  const y = (v) => 6 + (1 - v / top) * (height - bottom - 6);
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': 'Activity over the last hour' },
+    svg('line', { x1: left, y1: y(0), x2: width - 4, y2: y(0), class: 'axis' }),
+    svg('line', { x1: left, y1: y(top), x2: width - 4, y2: y(top), class: 'grid' }),
+    svg('text', { x: left - 6, y: y(top) + 4, class: 'tick', 'text-anchor': 'end' }, top >= 10 ? top.toFixed(0) : top.toFixed(1)),
+    svg('text', { x: left - 6, y: y(0) + 4, class: 'tick', 'text-anchor': 'end' }, '0'),
+    svg('text', { x: left, y: height - 2, class: 'tick' }, '1 h ago'),
+    svg('text', { x: width - 4, y: height - 2, class: 'tick', 'text-anchor': 'end' }, 'now'));
+  for (const [key] of series) {
+    const line = points.map((p, i) => `${x(i).toFixed(1)},${y(p[key] / per).toFixed(1)}`).join(' ');
+    chart.append(svg('polyline', { points: line, class: `series ${key}`, 'data-series': key }));
+  }
+  const total = (key) => points.reduce((n, p) => n + p[key], 0);
+  const recent = points.slice(-6);
+  const lastMinute = (key) => (recent.reduce((n, p) => n + p[key], 0) / (recent.length * per || 1)).toFixed(1);
+  const legend = h('div', { class: 'row legend', id: 'activity-legend' }, series.map(([key, label]) =>
+    h('span', { class: `key ${key}`, dataset: { total: String(total(key)) } },
+      `${label}: ${lastMinute(key)}/s over the last minute, ${total(key)} in the hour`)));
+  return h('div', { id: 'activity' }, chart, legend);
+}
+
+function processesTable(processes) {
+  if (!processes.length) return h('p', { class: 'muted' }, 'No process has announced itself yet.');
+  return h('table', { id: 'processes' },
+    h('thead', {}, h('tr', {}, ['Process', 'Host', 'State', 'Started', 'Last heard'].map((t) => h('th', {}, t)))),
+    h('tbody', {}, processes.map((p) => {
+      const state = !p.live ? ['bad', 'gone'] : p.ready ? ['ok', 'ready'] : ['bad', `not ready (${p.down.join(', ')})`];
+      return h('tr', { dataset: { role: p.role, state: state[1].split(' ')[0] } },
+        h('td', {}, `${p.role} `, h('code', {}, p.instance.slice(-8))),
+        h('td', {}, p.host),
+        h('td', {}, h('span', { class: `badge ${state[0]}` }, state[1])),
+        h('td', {}, when(p.startedAt)),
+        h('td', {}, when(p.seenAt)));
+    })));
+}
+
 async function overviewPage(gen) {
   const main = page('Overview');
   const figures = h('div', { class: 'figures' }, h('p', { class: 'muted' }, 'Loading…'));
-  const health = h('section', { class: 'card' }, h('h2', {}, 'Router'));
+  const activity = h('section', { class: 'card' }, h('h2', {}, 'Per second, last hour'), h('p', { class: 'muted' }, 'Loading…'));
+  const processes = h('section', { class: 'card', id: 'processes-card' }, h('h2', {}, 'Processes'), h('p', { class: 'muted' }, 'Loading…'));
   const failing = h('section', { class: 'card', id: 'failing' }, h('h2', {}, 'Hooks failing in the last 24 h'));
-  main.append(figures, h('p'), health, failing);
-  const [hooks, ready] = await Promise.allSettled([
-    api('GET', '/api/hooks?page=1&page_size=100&includeExecutionStats=true'),
-    fetch('/readyz', { cache: 'no-store' }).then((r) => r.json()),
-  ]);
-  if (gen !== generation) return;
-  if (ready.status === 'fulfilled') {
-    health.append(h('div', { class: 'row' }, Object.entries(ready.value).map(([name, up]) =>
-      h('span', { class: `badge ${up ? 'ok' : 'bad'}` }, `${name}: ${up ? 'ready' : 'down'}`))));
-  } else {
-    health.append(failure(ready.reason));
+  main.append(figures, h('p'), activity, processes, failing);
+
+  // Activity, backlog and processes refresh while the page is open; the 24 h figures once.
+  async function live() {
+    let overview;
+    try { overview = (await api('GET', '/api/overview')).data; } catch (err) {
+      if (gen === generation) activity.replaceChildren(h('h2', {}, 'Per second, last hour'), failure(err));
+      return;
+    }
+    if (gen !== generation) return;
+    activity.replaceChildren(h('h2', {}, 'Per second, last hour'), activityChart(overview));
+    processes.replaceChildren(h('h2', {}, 'Processes'), processesTable(overview.processes));
+    const b = overview.backlog;
+    setFigure('figure-backlog', String(b.messages));
+    setFigure('figure-oldest', b.messages ? span(b.oldestWaitingMs) : '–');
+    const note = document.getElementById('backlog-note');
+    if (note) {
+      note.textContent = b.hooksMeasured
+        ? `Backlog over the ${b.hooksMeasured} hook queues deliverers measured in the last minute${b.messages ? `; ${b.hooksWaiting} with deliveries waiting, the oldest for hook ${b.oldestHookId}` : ''}.`
+        : 'No deliverer has measured the hook queues in the last minute.';
+    }
   }
-  if (hooks.status !== 'fulfilled') {
-    figures.replaceChildren(failure(hooks.reason));
+
+  let hooks;
+  try { hooks = await api('GET', '/api/hooks?page=1&page_size=100&includeExecutionStats=true'); } catch (err) {
+    if (gen === generation) figures.replaceChildren(failure(err));
     return;
   }
-  const { data, total } = hooks.value;
+  if (gen !== generation) return;
+  const { data, total } = hooks;
   const sum = (key) => data.reduce((n, hook) => n + ((hook.executionStats || {})[key] || 0), 0);
   const stats = { requestCount: sum('requestCount'), successCount: sum('successCount') };
   const deadLetters = figure('dead letters (of the failing hooks below)', '…', 'figure-dead');
@@ -249,10 +330,15 @@ async function overviewPage(gen) {
     figure('requests, 24 h', String(stats.requestCount), 'figure-requests'),
     figure('success rate, 24 h', rate(stats), 'figure-rate'),
     figure('failed attempts, 24 h', String(stats.requestCount - stats.successCount), 'figure-failed'),
+    figure('deliveries waiting', '…', 'figure-backlog'),
+    figure('oldest waiting delivery', '…', 'figure-oldest'),
     deadLetters);
+  figures.after(h('p', { class: 'muted', id: 'backlog-note' }));
   if (total > data.length) {
     figures.append(h('p', { class: 'muted' }, `24 h figures are over the ${data.length} newest hooks.`));
   }
+  await live();
+  timers.push(setInterval(live, 10000));
   const failures = (hook) => (hook.executionStats.requestCount - hook.executionStats.successCount);
   const worst = data.filter((hook) => failures(hook) > 0).sort((a, b) => failures(b) - failures(a)).slice(0, 10);
   if (!worst.length) {
@@ -303,7 +389,7 @@ async function hooksPage(params, gen) {
   let result;
   try {
     const filter = q ? `&q=${enc(q)}` : '';
-    result = await api('GET', `/api/hooks?page=${pageNo}&page_size=${PAGE_SIZE}&includeExecutionStats=true${filter}`);
+    result = await api('GET', `/api/hooks?page=${pageNo}&page_size=${PAGE_SIZE}&includeExecutionStats=true&includeDeliveryStats=true${filter}`);
   } catch (err) {
     if (gen === generation) body.replaceChildren(failure(err));
     return;
@@ -317,7 +403,7 @@ async function hooksPage(params, gen) {
   const last = Math.max(1, Math.ceil(total / PAGE_SIZE));
   body.replaceChildren(
     h('table', { id: 'hooks' },
-      h('thead', {}, h('tr', {}, ['Name', 'URL', 'Events', 'Status', 'Success rate, 24 h', 'Requests, 24 h'].map((t) => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ['Name', 'URL', 'Events', 'Status', 'Success rate, 24 h', 'Requests, 24 h', 'p99, 24 h', 'Backlog'].map((t) => h('th', {}, t)))),
       h('tbody', {}, hooks.map(hookRow))),
     h('div', { class: 'row pager' },
       pageNo > 1 ? h('a', { class: 'button', href: hooksHash(pageNo - 1, q) }, 'Previous') : null,
@@ -334,7 +420,19 @@ function hookRow(hook) {
     h('td', {}, shown),
     h('td', {}, statusBadge(hook), ' ', toggleButton(hook)),
     h('td', {}, rate(hook.executionStats)),
-    h('td', {}, String((hook.executionStats || {}).requestCount || 0)));
+    h('td', {}, String((hook.executionStats || {}).requestCount || 0)),
+    h('td', { class: 'p99' }, p99(hook.deliveryStats)),
+    h('td', { class: 'backlog' }, backlog(hook.deliveryStats)));
+}
+
+// "At most" this many ms: the bound of the duration bucket the 99th percentile falls in.
+function p99(stats) {
+  return stats && stats.p99DurationMs !== null && stats.p99DurationMs !== undefined ? `≤ ${stats.p99DurationMs} ms` : '–';
+}
+
+function backlog(stats) {
+  if (!stats || stats.backlog === null || stats.backlog === undefined) return '–';
+  return stats.backlog ? `${stats.backlog}, oldest ${span(stats.oldestWaitingMs)}` : '0';
 }
 
 function statusBadge(hook) {
@@ -432,7 +530,7 @@ async function createPage(gen) {
 async function hookPage(id, gen) {
   const main = page('');
   let hook;
-  try { hook = (await api('GET', `${hookPath(id)}?includeExecutionStats=true`)).data; } catch (err) {
+  try { hook = (await api('GET', `${hookPath(id)}?includeExecutionStats=true&includeDeliveryStats=true`)).data; } catch (err) {
     if (gen !== generation) return;
     if (portal && err.status === 401) {
       main.append(h('h1', {}, 'This link has expired or is not valid'), h('p', {}, 'Ask for a new link.'));
@@ -460,7 +558,8 @@ function settingsSection(hook) {
       h('tr', {}, h('th', {}, 'Endpoint URL'), h('td', { class: 'url', id: 'hook-url-shown' }, hook.config.url)),
       h('tr', {}, h('th', {}, 'Events'), h('td', {}, eventsOf(hook).join(', '))),
       h('tr', {}, h('th', {}, 'Custom headers'), h('td', {}, headers.length ? headers.map(([k, v]) => h('div', {}, h('code', {}, `${k}: ${v}`))) : '–')),
-      h('tr', {}, h('th', {}, '24 h'), h('td', {}, `${(hook.executionStats || {}).requestCount || 0} requests, success rate ${rate(hook.executionStats)}`)),
+      h('tr', {}, h('th', {}, '24 h'), h('td', {}, `${(hook.executionStats || {}).requestCount || 0} requests, success rate ${rate(hook.executionStats)}, p99 ${p99(hook.deliveryStats)}`)),
+      h('tr', {}, h('th', {}, 'Waiting'), h('td', { id: 'hook-backlog' }, backlog(hook.deliveryStats))),
       h('tr', {}, h('th', {}, 'Created'), h('td', {}, when(hook.createdAt))))));
   if (portal) return section;
   const actions = h('div', { class: 'row' });
@@ -577,14 +676,13 @@ function deliveriesSection(hook, gen) {
 
   async function loadLogs() {
     const key = eventFilter.value ? `&logKey=${enc(`TriggerHook.${eventFilter.value}`)}` : '';
-    const { data, total } = await api('GET', `${base}/recent-logs?page=1&page_size=100${key}`);
+    const result = status.value ? `&result=${enc(status.value)}` : '';
+    const { data: records, total } = await api('GET', `${base}/recent-logs?page=1&page_size=100${key}${result}`);
     if (gen !== generation) return;
-    // The result filter applies to the 100 newest attempts fetched (the API filters by event).
-    const records = status.value ? data.filter((r) => r.payload.result === status.value) : data;
-    const text = JSON.stringify([records, status.value, total]);
+    const text = JSON.stringify([records, total]);
     if (text === lastLogs) return;
     lastLogs = text;
-    count.textContent = `${records.length} shown of ${total} attempts in the last 24 h.`;
+    count.textContent = `${records.length} shown of ${total} matching attempts in the last 24 h.`;
     logs.replaceChildren(...(records.length ? records.map(logEntry) : [h('p', { class: 'muted' }, 'No requests.')]));
   }
 
@@ -622,8 +720,7 @@ function deliveriesSection(hook, gen) {
     const replay = h('button', { type: 'button', class: 'replay-one' }, 'Replay');
     replay.addEventListener('click', (event) => {
       event.preventDefault();
-      // Replays take a filter: this event, dead at this very millisecond.
-      replayWith({ events: letter.event ? [letter.event] : undefined, since: letter.deadAt, until: letter.deadAt });
+      replayWith({ eventIds: [letter.eventId] });
     });
     return remember(h('details', { class: 'entry dead' },
       h('summary', {},
@@ -631,7 +728,7 @@ function deliveriesSection(hook, gen) {
         h('span', {}, letter.event || '(unreadable)'),
         h('span', { class: 'reason' }, letter.reason),
         h('span', {}, `${letter.attempts} attempts`),
-        letter.deadAt ? replay : h('span')),
+        letter.eventId ? replay : h('span')),
       h('div', {},
         h('p', { class: 'muted' }, `event id ${letter.eventId || '–'}; first attempt ${when(letter.firstAttemptAt)}, last ${when(letter.lastAttemptAt)}`),
         h('pre', {}, pretty(letter.payload)))), `dead:${letter.eventId}:${letter.deadAt}`);

@@ -37,6 +37,8 @@ pub struct RouterCtx {
     pub lease: crate::lease::Lease,
     pub cache: HookCache,
     pub metrics: Metrics,
+    /// Events routed, for the console's activity chart.
+    pub routed: hookbus_runtime::overview::RoutedCounter,
     pub prefetch: u16,
     /// On shutdown, how long events under way may take to settle.
     pub drain_deadline: Duration,
@@ -163,9 +165,13 @@ async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
             let outcome = match routed {
                 Routed::Delivered(n) => {
                     ctx.metrics.fanout.observe(n as f64);
+                    ctx.routed.add(1);
                     "routed"
                 }
-                Routed::Unmatched => "unmatched",
+                Routed::Unmatched => {
+                    ctx.routed.add(1);
+                    "unmatched"
+                }
                 Routed::Parked => "parked",
             };
             ctx.metrics.events.with_label_values(&[outcome]).inc();

@@ -43,6 +43,9 @@ pub struct DeadLetter {
 #[serde(deny_unknown_fields)]
 pub struct ReplayFilter {
     pub events: Option<Vec<EventName>>,
+    /// Only the dead letters of these events (ids, as listed): "replay this one".
+    #[serde(rename = "eventIds")]
+    pub event_ids: Option<Vec<String>>,
     /// Dead-lettered at or after (epoch ms).
     pub since: Option<i64>,
     /// Dead-lettered at or before (epoch ms).
@@ -51,7 +54,11 @@ pub struct ReplayFilter {
 
 impl ReplayFilter {
     fn takes(&self, event: &Event, dead_at: Option<i64>) -> bool {
-        let event_ok = self.events.as_ref().is_none_or(|e| e.contains(&event.name));
+        let event_ok = self.events.as_ref().is_none_or(|e| e.contains(&event.name))
+            && self
+                .event_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|id| id == event.id.as_str()));
         let at = dead_at.unwrap_or(0);
         event_ok && self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at <= u)
     }
@@ -299,5 +306,11 @@ mod tests {
         };
         assert!(window.takes(&d, Some(10)) && window.takes(&d, Some(20)));
         assert!(!window.takes(&d, Some(9)) && !window.takes(&d, Some(21)));
+        let this_one = ReplayFilter {
+            event_ids: Some(vec![d.id.as_str().to_owned()]),
+            ..Default::default()
+        };
+        let e = Event::new(d.name, Default::default());
+        assert!(this_one.takes(&d, None) && !this_one.takes(&e, None));
     }
 }

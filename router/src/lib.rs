@@ -30,6 +30,7 @@ use hookbus_runtime::config::{parse_duration, CommonConfig, TargetConfig};
 use hookbus_runtime::health::Readiness;
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::ops;
+use hookbus_runtime::overview;
 use hookbus_runtime::store::{self, HookCache, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -103,6 +104,9 @@ pub enum DeadLetterCommand {
         /// Only these events (repeatable).
         #[arg(long = "event")]
         events: Vec<String>,
+        /// Only the dead letters of these event ids, as `list` prints them (repeatable).
+        #[arg(long = "event-id")]
+        event_ids: Vec<String>,
         /// Dead-lettered at or after (epoch ms).
         #[arg(long)]
         since: Option<i64>,
@@ -207,11 +211,25 @@ pub async fn run(
         readiness.flag("lease"),
         shutdown.clone(),
     ));
+    let routed = overview::RoutedCounter::default();
+    tasks.spawn(routed.clone().flush_every_second(
+        store.pool().clone(),
+        config.common.redis_keys(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(overview::announce(
+        store.pool().clone(),
+        config.common.redis_keys(),
+        "router",
+        readiness.clone(),
+        shutdown.clone(),
+    ));
     let ctx = Arc::new(consume::RouterCtx {
         topology: config.common.topology(),
         lease,
         cache: cache.clone(),
         metrics: metrics.clone(),
+        routed,
         prefetch: config.prefetch.max(1),
         drain_deadline: config.drain_deadline,
     });
@@ -320,6 +338,7 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
         }
         DeadLetterCommand::Replay {
             events,
+            event_ids,
             since,
             until,
             ..
@@ -330,6 +349,7 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
                 .collect::<Result<Vec<_>, _>>()?;
             let filter = dead_letters::ReplayFilter {
                 events: (!events.is_empty()).then_some(events),
+                event_ids: (!event_ids.is_empty()).then(|| event_ids.clone()),
                 since: *since,
                 until: *until,
             };

@@ -7,7 +7,8 @@
 //!
 //! With the `service` feature (the processes):
 //! - [`store`]: hooks in Redis and the cache every process routes by; [`logs`]: delivery
-//!   logs and stats in Redis.
+//!   logs and stats in Redis; [`overview`]: activity, queue readings and presence for the
+//!   console.
 //! - [`config`]: settings from the environment; [`ops`]: `/healthz`, `/readyz`, `/metrics`,
 //!   logs and signals; [`http`]: API conventions (errors, bearer tokens); [`metrics`]: the
 //!   one way to register a metric.
@@ -26,5 +27,7 @@ pub mod logs;
 pub mod metrics;
 #[cfg(feature = "service")]
 pub mod ops;
+#[cfg(feature = "service")]
+pub mod overview;
 #[cfg(feature = "service")]
 pub mod store;

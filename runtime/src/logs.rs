@@ -5,7 +5,9 @@
 //! the set to the last 24 hours and to [`LOGS_PER_HOOK`] records, and bodies are cut to a
 //! bound (see the contracts' `logs`), so one hook's logs stay bounded whatever its traffic.
 //! Stats are counters in hourly hashes that expire after a day: `executionStats` sums 24
-//! small hashes instead of scanning records.
+//! small hashes instead of scanning records, and the same hashes count attempts per duration
+//! bucket for the console's p99. Each batch also adds its deliveries and failures to the
+//! pipeline's activity buckets (the contracts' `overview`).
 
 use std::collections::HashMap;
 
@@ -16,8 +18,26 @@ use hookbus_contracts::keys::RedisKeys;
 use hookbus_contracts::logs::{
     ExecutionStats, LogQuery, LogRecord, HOUR_MS, LOGS_PER_HOOK, LOG_WINDOW_MS,
 };
+use hookbus_contracts::overview::{
+    activity_bucket, duration_field, duration_fields, duration_quantile, Tally, DURATION_BUCKETS,
+};
 
+use crate::overview::count_activity;
 use crate::store::StoreError;
+
+/// One hook's last 24 hours: Logto's counts, and its attempts per duration bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HookStats {
+    pub execution: ExecutionStats,
+    pub durations: [u64; DURATION_BUCKETS],
+}
+
+impl HookStats {
+    /// The 99th percentile of attempt durations, as its bucket's bound (ms).
+    pub fn p99_ms(&self) -> Option<u64> {
+        duration_quantile(&self.durations, 0.99)
+    }
+}
 
 #[derive(Clone)]
 pub struct DeliveryLogs {
@@ -45,6 +65,20 @@ impl DeliveryLogs {
                 .push(record);
         }
         let mut pipe = redis::pipe();
+        let mut activity: HashMap<(i64, Tally), u64> = HashMap::new();
+        for record in records {
+            let tally = if record.is_success() {
+                Tally::Delivered
+            } else {
+                Tally::Failed
+            };
+            *activity
+                .entry((activity_bucket(record.created_at), tally))
+                .or_default() += 1;
+        }
+        for ((bucket, tally), n) in activity {
+            count_activity(&mut pipe, &self.keys, bucket, tally, n);
+        }
         for (hook, records) in by_hook {
             let logs = self.keys.logs(hook);
             // Only the newest `LOGS_PER_HOOK` of a busy hook's batch would survive the trim:
@@ -68,17 +102,21 @@ impl DeliveryLogs {
                 .ignore()
                 .pexpire(&logs, LOG_WINDOW_MS + HOUR_MS)
                 .ignore();
-            let mut hours: HashMap<i64, (i64, i64)> = HashMap::new();
+            let mut hours: HashMap<i64, HashMap<String, i64>> = HashMap::new();
             for r in &records {
                 let counts = hours.entry(r.created_at.div_euclid(HOUR_MS)).or_default();
-                counts.0 += 1;
-                counts.1 += i64::from(r.is_success());
+                *counts.entry("requests".into()).or_default() += 1;
+                if r.is_success() {
+                    *counts.entry("successes".into()).or_default() += 1;
+                }
+                *counts
+                    .entry(duration_field(r.payload.duration_ms))
+                    .or_default() += 1;
             }
-            for (hour, (requests, successes)) in hours {
+            for (hour, counts) in hours {
                 let stats = self.keys.stats(hook, hour);
-                pipe.hincr(&stats, "requests", requests).ignore();
-                if successes > 0 {
-                    pipe.hincr(&stats, "successes", successes).ignore();
+                for (field, n) in counts {
+                    pipe.hincr(&stats, field, n).ignore();
                 }
                 pipe.pexpire(&stats, LOG_WINDOW_MS + HOUR_MS).ignore();
             }
@@ -105,6 +143,7 @@ impl DeliveryLogs {
             .iter()
             .filter_map(|r| serde_json::from_str::<LogRecord>(r).ok())
             .filter(|r| query.log_key.as_ref().is_none_or(|k| &r.key == k))
+            .filter(|r| query.result.as_ref().is_none_or(|v| &r.payload.result == v))
             .collect();
         let total = matching.len();
         Ok((
@@ -117,32 +156,38 @@ impl DeliveryLogs {
         ))
     }
 
-    /// Requests and successes of each hook over the last 24 hourly buckets.
-    pub async fn stats(
-        &self,
-        hooks: &[HookId],
-        now_ms: i64,
-    ) -> Result<Vec<ExecutionStats>, StoreError> {
+    /// Requests, successes and attempt durations of each hook over the last 24 hourly
+    /// buckets.
+    pub async fn stats(&self, hooks: &[HookId], now_ms: i64) -> Result<Vec<HookStats>, StoreError> {
         if hooks.is_empty() {
             return Ok(Vec::new());
         }
         let mut conn = self.pool.get().await?;
         let hour = now_ms.div_euclid(HOUR_MS);
+        let fields: Vec<String> = ["requests".to_owned(), "successes".to_owned()]
+            .into_iter()
+            .chain(duration_fields())
+            .collect();
         let mut pipe = redis::pipe();
         for hook in hooks {
             for h in hour - 23..=hour {
-                pipe.cmd("HMGET")
-                    .arg(self.keys.stats(hook, h))
-                    .arg("requests")
-                    .arg("successes");
+                pipe.cmd("HMGET").arg(self.keys.stats(hook, h)).arg(&fields);
             }
         }
-        let buckets: Vec<(Option<u64>, Option<u64>)> = pipe.query_async(&mut *conn).await?;
+        let buckets: Vec<Vec<Option<u64>>> = pipe.query_async(&mut *conn).await?;
         Ok(buckets
             .chunks(24)
-            .map(|hours| ExecutionStats {
-                request_count: hours.iter().map(|(r, _)| r.unwrap_or(0)).sum(),
-                success_count: hours.iter().map(|(_, s)| s.unwrap_or(0)).sum(),
+            .map(|hours| {
+                let mut stats = HookStats::default();
+                for counts in hours {
+                    let count = |i: usize| counts.get(i).copied().flatten().unwrap_or(0);
+                    stats.execution.request_count += count(0);
+                    stats.execution.success_count += count(1);
+                    for (i, bucket) in stats.durations.iter_mut().enumerate() {
+                        *bucket += count(2 + i);
+                    }
+                }
+                stats
             })
             .collect())
     }

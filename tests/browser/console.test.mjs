@@ -167,8 +167,11 @@ try {
   await page.click('#save-hook');
   await until('the fixed URL', async () => (await text(page, '#hook-url-shown')) === goodUrl);
   await sleep(1000);
+  await page.click('#dead-letters details.dead .replay-one');
+  await until('one replayed', async () => (await text(page, '#replay-result')) === 'Replayed 1.');
+  await until('one dead letter left', async () => (await count(page, '#dead-letters details.dead')) === 1);
   await page.click('#replay-all');
-  await until('the replay', async () => (await text(page, '#replay-result')) === 'Replayed 2.');
+  await until('the other replayed', async () => (await count(page, '#dead-letters details.dead')) === 0);
   await until('no dead letters', async () => (await text(page, '#dead-letters')).includes('No dead letters.'));
   await until('5 successful requests', async () => (await count(page, '#logs details[data-result=Success]')) >= 5);
 
@@ -209,6 +212,11 @@ try {
   log('hooks list: search, disable, delete with confirmation');
   await page.click('a[data-nav=hooks]');
   await until('2 hooks', async () => (await count(page, '#hooks tbody tr')) === 2);
+  const headings = await page.locator('#hooks th').allTextContents();
+  assert(headings.includes('p99, 24 h') && headings.includes('Backlog'), headings.join(', '));
+  const crm = `#hooks tr[data-hook-id="${hookId}"]`;
+  assert((await text(page, `${crm} .p99`)).startsWith('≤ '), 'the p99 of its attempts');
+  assert(/^(0|–)$/.test(await text(page, `${crm} .backlog`)), 'nothing waits');
   await page.fill('#search', 'OTHER');
   await page.click('button[type=submit]');
   await until('the search', async () => (await count(page, '#hooks tbody tr')) === 1);
@@ -232,6 +240,15 @@ try {
   assert(await text(page, '#figure-hooks .value') === '1', 'one hook left');
   await until('the failing hooks', async () => (await count(page, '#failing tbody tr')) === 1);
   assert(await text(page, '#figure-dead .value') === '0', 'no dead letters left after the replay');
+  await until('the activity of the last hour', async () => {
+    const total = async (key) => Number(await page.locator(`#activity-legend .${key}`).getAttribute('data-total'));
+    return (await total('routed')) >= 5 && (await total('delivered')) >= 5 && (await total('failed')) >= 6;
+  });
+  assert(await count(page, '#activity polyline[data-series=routed]') === 1, 'the chart');
+  for (const role of ['producer', 'router', 'deliverer']) {
+    await until(`the ${role} ready`, async () => (await count(page, `#processes tr[data-role=${role}][data-state=ready]`)) === 1);
+  }
+  assert(await text(page, '#figure-backlog .value') === '0', 'nothing waits');
   await page.screenshot({ path: join(shots, 'console-overview.png'), fullPage: true });
 
   log('sign out forgets the token');

@@ -8,6 +8,7 @@ use hookbus_contracts::hook::{HookError, HookInput, HookPatch};
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::{Hook, HookId, SigningKey};
 use hookbus_runtime::http::ApiError;
+use hookbus_runtime::overview;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,21 +27,73 @@ fn json_error(err: JsonRejection) -> ApiError {
     invalid(err.body_text())
 }
 
-/// Hooks as the API shows them, with `executionStats` when asked for.
-async fn shown(state: &Shared, hooks: &[Hook], with_stats: bool) -> Result<Vec<Value>, ApiError> {
+/// hookbus's figures of a hook beside Logto's `executionStats`, for the console's hooks list
+/// (`includeDeliveryStats=true`).
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStats {
+    /// 99th percentile of attempt durations over 24 h, as the bound of its bucket (ms): "at
+    /// most"; `null` without attempts.
+    pub p99_duration_ms: Option<u64>,
+    /// Deliveries waiting in the hook's queue, as a deliverer last measured it; `null` when
+    /// no deliverer measured it in the last minute.
+    pub backlog: Option<u64>,
+    /// Estimated age of the oldest waiting delivery (ms).
+    pub oldest_waiting_ms: Option<u64>,
+}
+
+/// Which figures to add to each hook.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    execution: bool,
+    delivery: bool,
+}
+
+impl Figures {
+    fn from_query(query: &HashMap<String, String>) -> Figures {
+        Figures {
+            execution: truthy(query, "includeExecutionStats"),
+            delivery: truthy(query, "includeDeliveryStats"),
+        }
+    }
+}
+
+/// Hooks as the API shows them, with `executionStats` and `deliveryStats` when asked for.
+async fn shown(state: &Shared, hooks: &[Hook], figures: Figures) -> Result<Vec<Value>, ApiError> {
     let mut shown: Vec<Value> = hooks
         .iter()
         .map(|h| serde_json::to_value(h.for_api()).expect("a hook always serializes"))
         .collect();
-    if with_stats {
-        let ids: Vec<HookId> = hooks.iter().map(|h| h.id.clone()).collect();
-        let stats = state
-            .logs
-            .stats(&ids, now_ms())
+    if !figures.execution && !figures.delivery {
+        return Ok(shown);
+    }
+    let ids: Vec<HookId> = hooks.iter().map(|h| h.id.clone()).collect();
+    let now = now_ms();
+    let stats = state
+        .logs
+        .stats(&ids, now)
+        .await
+        .map_err(store_unavailable)?;
+    let readings = if figures.delivery {
+        overview::readings(state.store.pool(), state.store.keys(), &ids, now)
             .await
-            .map_err(store_unavailable)?;
-        for (value, stats) in shown.iter_mut().zip(stats) {
-            value["executionStats"] = serde_json::to_value(stats).expect("stats serialize");
+            .map_err(store_unavailable)?
+    } else {
+        Vec::new()
+    };
+    for (i, (value, stats)) in shown.iter_mut().zip(stats).enumerate() {
+        if figures.execution {
+            value["executionStats"] =
+                serde_json::to_value(stats.execution).expect("stats serialize");
+        }
+        if figures.delivery {
+            let reading = readings.get(i).copied().flatten();
+            let delivery = DeliveryStats {
+                p99_duration_ms: stats.p99_ms(),
+                backlog: reading.map(|r| r.messages),
+                oldest_waiting_ms: reading.map(|r| r.oldest_age_at(now)),
+            };
+            value["deliveryStats"] = serde_json::to_value(delivery).expect("stats serialize");
         }
     }
     Ok(shown)
@@ -50,6 +103,7 @@ async fn shown(state: &Shared, hooks: &[Hook], with_stats: bool) -> Result<Vec<V
     params(("page" = Option<usize>, Query, description = "Page number, from 1"),
         ("page_size" = Option<usize>, Query, description = "Page size (default 20, at most 100)"),
         ("includeExecutionStats" = Option<bool>, Query, description = "Add 24 h executionStats"),
+        ("includeDeliveryStats" = Option<bool>, Query, description = "Add deliveryStats (p99 attempt duration over 24 h, backlog, oldest waiting delivery); hookbus's, not Logto's"),
         ("q" = Option<String>, Query, description = "Only hooks whose name or URL contains this (case-insensitive); hookbus's, not Logto's")),
     responses((status = 200, description = "Hooks, newest first; paginated lists set Total-Number and Link", body = Vec<Hook>),
         (status = 400, body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
@@ -86,7 +140,7 @@ pub async fn list(
             HeaderMap::new(),
         ),
     };
-    let body = shown(&state, &hooks, truthy(&query, "includeExecutionStats")).await?;
+    let body = shown(&state, &hooks, Figures::from_query(&query)).await?;
     Ok((headers, Json(body)))
 }
 
@@ -126,7 +180,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/hooks/{id}", tag = "hooks",
-    params(("id" = String, Path), ("includeExecutionStats" = Option<bool>, Query)),
+    params(("id" = String, Path), ("includeExecutionStats" = Option<bool>, Query), ("includeDeliveryStats" = Option<bool>, Query)),
     responses((status = 200, body = Hook), (status = 404, description = "No such hook", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<Shared>,
@@ -134,7 +188,7 @@ pub async fn get_one(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let hook = load_hook(&state, &id).await?;
-    let mut shown = shown(&state, &[hook], truthy(&query, "includeExecutionStats")).await?;
+    let mut shown = shown(&state, &[hook], Figures::from_query(&query)).await?;
     Ok(Json(shown.remove(0)))
 }
 

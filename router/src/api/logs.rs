@@ -1,5 +1,6 @@
 //! `GET /api/hooks/:id/recent-logs`: one record per delivery attempt, newest first, over
-//! the last 24 hours by default, filtered by `logKey`, `start_time`, `end_time` (epoch ms).
+//! the last 24 hours by default, filtered by `logKey`, `start_time`, `end_time` (epoch ms),
+//! and hookbus's `result` (`Success` or `Error`).
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ use super::{invalid, load_hook, store_unavailable, Page, Shared};
     params(("id" = String, Path), ("page" = Option<usize>, Query, description = "Page number, from 1"),
         ("page_size" = Option<usize>, Query, description = "Page size (default 20, at most 100)"),
         ("logKey" = Option<String>, Query, description = "TriggerHook.<event>"),
+        ("result" = Option<String>, Query, description = "Success or Error (hookbus's, not Logto's)"),
         ("start_time" = Option<i64>, Query, description = "Epoch ms (default: 24 h ago)"),
         ("end_time" = Option<i64>, Query, description = "Epoch ms (default: now)")),
     responses((status = 200, description = "One record per attempt, newest first; Total-Number and Link set", body = Vec<LogRecord>),
@@ -47,6 +49,11 @@ pub async fn recent(
         start_ms: time("start_time", now - LOG_WINDOW_MS)?,
         end_ms: time("end_time", now)?,
         log_key: query.get("logKey").cloned(),
+        result: match query.get("result").map(String::as_str) {
+            None | Some("") => None,
+            Some(r @ ("Success" | "Error")) => Some(r.to_owned()),
+            Some(_) => return Err(invalid("`result` is `Success` or `Error`")),
+        },
         offset: page.offset(),
         limit: page.size,
     };

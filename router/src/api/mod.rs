@@ -9,12 +9,14 @@
 //! - [`store`]: restore or accept a hook store that came back empty or older.
 //! - [`portal`]: mint portal links, and the portal's API: the routes of one hook under
 //!   `/api/portal/hooks/:id`, for the holder of a link to that hook instead of the token.
+//! - [`overview`]: the console's overview: activity, backlog, processes.
 //! - [`openapi`]: the document of the admin routes, at `GET /api/openapi.json`.
 
 mod dead_letters;
 mod hooks;
 mod logs;
 pub mod openapi;
+mod overview;
 mod portal;
 mod store;
 mod testing;
@@ -90,6 +92,7 @@ pub fn routes(state: AdminState, token: Option<Arc<str>>) -> Router {
         .route("/api/hook-store/restore", post(store::restore))
         .route("/api/hook-store/accept", post(store::accept))
         .route("/api/hooks/{id}/portal-links", post(portal::mint))
+        .route("/api/overview", get(overview::get))
         .with_state(state.clone());
     let api = match token {
         Some(token) => api.route_layer(from_fn_with_state(BearerToken(token), require_bearer)),

@@ -7,14 +7,17 @@ use hookbus_contracts::Hook;
 use hookbus_runtime::http::ErrorBody;
 use utoipa::{Modify, OpenApi};
 
-use super::{dead_letters, hooks, logs, portal, store, testing};
+use hookbus_contracts::overview::{ActivityPoint, Presence};
+use hookbus_runtime::overview::{Backlog, Overview, ProcessShown};
+
+use super::{dead_letters, hooks, logs, overview, portal, store, testing};
 use crate::dead_letters::{DeadLetter, ReplayFilter};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "hookbus admin API",
-        description = "Logto's hooks Management API, plus dead letters and portal links. Every route needs `Authorization: Bearer $HOOKBUS_ADMIN_TOKEN`."
+        description = "Logto's hooks Management API, plus dead letters, portal links and the console's overview. Every route needs `Authorization: Bearer $HOOKBUS_ADMIN_TOKEN`."
     ),
     paths(
         hooks::list,
@@ -31,7 +34,8 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         dead_letters::replay_events,
         store::restore,
         store::accept,
-        portal::mint
+        portal::mint,
+        overview::get
     ),
     components(schemas(
         Hook,
@@ -48,7 +52,13 @@ use crate::dead_letters::{DeadLetter, ReplayFilter};
         ReplayFilter,
         testing::TestRequest,
         portal::PortalLinkRequest,
-        portal::PortalLink
+        portal::PortalLink,
+        hooks::DeliveryStats,
+        Overview,
+        ActivityPoint,
+        Backlog,
+        ProcessShown,
+        Presence
     )),
     modifiers(&BearerToken),
     security(("bearer" = []))

@@ -329,6 +329,7 @@ async fn the_operator_command_replays_dead_letters() {
             events_queue: false,
         },
         events: vec![],
+        event_ids: vec![],
         since: None,
         until: None,
     });
