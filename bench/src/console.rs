@@ -7,14 +7,18 @@
 //! configuration), each with its own name and URL so the search has something to find; one
 //! in a hundred has delivery stats, as if it had had traffic.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use hookbus_contracts::logs::{self, HookRequest, LogPayload, LogRecord};
 use hookbus_contracts::payload::now_ms;
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_tests::pipeline::ADMIN_TOKEN;
 
+use crate::machine::Machine;
+use crate::rabbitmqctl::Node;
+use crate::report::console::{ConsoleReport, SECTION};
 use crate::scale::Configured;
 
 /// One request the console makes, and how long it took.
@@ -27,31 +31,33 @@ pub struct Timed {
 }
 
 impl Timed {
-    fn quantile(&self, q: f64) -> Duration {
+    pub fn quantile(&self, q: f64) -> Duration {
         let i = ((self.times.len() as f64 - 1.0) * q).round() as usize;
         self.times[i]
     }
 }
 
 /// Stores `hooks` hooks, starts a router process and times each console request `repeats`
-/// times; prints the table.
-pub async fn run(hooks: usize, repeats: usize) -> Result<()> {
+/// times; prints the section and writes it into the report at `out`.
+pub async fn run(hooks: usize, repeats: usize, out: &Path) -> Result<()> {
     let mut configured = Configured::new("bench-console")?;
     let result = measure(&mut configured, hooks, repeats).await;
     configured.cleanup(true).await;
     let rows = result?;
-    println!("\n| request (console page) | median | p95 | answer size |");
-    println!("|---|---:|---:|---:|");
-    for row in &rows {
-        println!(
-            "| {} (`{}`) | {:.1} ms | {:.1} ms | {:.1} KiB |",
-            row.what,
-            row.path,
-            row.quantile(0.5).as_secs_f64() * 1e3,
-            row.quantile(0.95).as_secs_f64() * 1e3,
-            row.bytes as f64 / 1024.0
-        );
+    let machine = Machine::detect(Node::SHARED).await;
+    let section = ConsoleReport {
+        machine: &machine,
+        hooks,
+        repeats,
+        rows: &rows,
     }
+    .section()?;
+    println!("\n{section}");
+    let document =
+        std::fs::read_to_string(out).with_context(|| format!("reading {}", out.display()))?;
+    std::fs::write(out, SECTION.place(&document, &section))
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("written to {}", out.display());
     Ok(())
 }
 

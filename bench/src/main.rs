@@ -15,6 +15,7 @@
 //! - [`report`], [`machine`]: the printed tables and the Markdown file, and what they were
 //!   measured on.
 //! - [`chaos`]: `bench chaos`, the soak under faults (`docs/RELIABILITY.md`).
+//! - [`console`]: `bench console`, the console's API answers at 10,000 hooks.
 
 mod alloc;
 mod amqp;
@@ -124,7 +125,8 @@ enum Command {
     /// Classic v2 against quorum per-hook queues on a private three-node RabbitMQ cluster:
     /// prints the figures and writes their section of the report.
     ClusterQueues(ClusterArgs),
-    /// The console's API answers with many hooks configured: prints a table.
+    /// The console's API answers with many hooks configured: prints the figures and writes
+    /// their section of the report.
     Console(ConsoleArgs),
 }
 
@@ -136,6 +138,9 @@ struct ConsoleArgs {
     /// Times each request is made.
     #[arg(long, default_value_t = 50)]
     repeats: usize,
+    /// The report whose console section is written (the rest of it is kept).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md"))]
+    out: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -192,7 +197,7 @@ async fn main() -> Result<()> {
     match &args.command {
         Some(Command::ClusterQueues(cluster)) => return cluster_queues(cluster).await,
         Some(Command::Console(console)) => {
-            return console::run(console.hooks, console.repeats.max(1)).await
+            return console::run(console.hooks, console.repeats.max(1), &console.out).await
         }
         None => {}
     }
@@ -233,7 +238,8 @@ async fn main() -> Result<()> {
         hookbus: &hookbus,
         queues: queues.as_deref(),
         scenarios: &scenarios,
-        cluster: report::cluster::extract(&previous),
+        cluster: report::cluster::SECTION.extract(&previous),
+        console: report::console::SECTION.extract(&previous),
         run_time: started.elapsed(),
         others_cpu,
     };
@@ -259,7 +265,7 @@ async fn cluster_queues(args: &ClusterArgs) -> Result<()> {
     println!("\n{}", report.tables()?);
     let document = std::fs::read_to_string(&args.out)
         .with_context(|| format!("reading {}", args.out.display()))?;
-    let document = report::cluster::place(&document, &report.section()?);
+    let document = report::cluster::SECTION.place(&document, &report.section()?);
     std::fs::write(&args.out, document)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("written to {}", args.out.display());

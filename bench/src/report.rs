@@ -4,7 +4,9 @@
 //! comparison, measured by a command of its own, has its own section ([`cluster`]).
 
 pub mod cluster;
+pub mod console;
 mod context;
+pub mod kept;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +36,8 @@ pub struct Report<'a> {
     pub scenarios: &'a scenarios::Figures,
     /// The cluster comparison's section ([`cluster`]), kept from the file being replaced.
     pub cluster: Option<&'a str>,
+    /// The console's section ([`console`]), kept from the file being replaced.
+    pub console: Option<&'a str>,
     pub run_time: Duration,
     /// The share of the CPU other programs used during the run.
     pub others_cpu: Option<f64>,
@@ -48,11 +52,13 @@ macro_rules! templates {
     };
 }
 
-/// The two documents and the cluster section with its tables, then the parts they include.
-const TEMPLATES: [(&str, &str); 12] = templates![
+/// The two documents, the cluster section with its tables and the console's section, then
+/// the parts they include.
+const TEMPLATES: [(&str, &str); 13] = templates![
     "BENCHMARKS.md.j2",
     "tables.md.j2",
     "cluster.md.j2",
+    "console.md.j2",
     "cluster-tables.md.j2",
     "parts/cluster.md.j2",
     "parts/throughput.md.j2",

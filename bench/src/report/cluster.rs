@@ -7,19 +7,20 @@
 use serde::Serialize;
 
 use super::context::RunsRow;
+use super::kept::Kept;
 use super::render;
 use crate::cluster::{ClusterRun, IdleOnCluster, Stopped};
 use crate::machine::Machine;
 
-/// The first and last lines of the section (HTML comments: Markdown shows neither).
-const BEGIN: &str = "<!-- bench cluster-queues: from here to its end mark, written by `cargo run --release -p hookbus-bench -- cluster-queues` and kept by a full run -->";
-const END: &str = "<!-- bench cluster-queues: end -->";
+/// The section's marks, and where it goes the first time.
+pub const SECTION: Kept = Kept {
+    begin: "<!-- bench cluster-queues: from here to its end mark, written by `cargo run --release -p hookbus-bench -- cluster-queues` and kept by a full run -->",
+    end: "<!-- bench cluster-queues: end -->",
+    next_heading: "\n## Beyond one hook\n",
+};
 /// Idle queues that keep more than this share of the machine's CPU busy are said to be
 /// heavy for it.
 const HEAVY_IDLE: f64 = 0.25;
-/// The heading the section goes before when the file has none yet: where the report's
-/// template places it (`BENCHMARKS.md.j2`).
-const NEXT_HEADING: &str = "\n## Beyond one hook\n";
 
 pub struct ClusterReport<'a> {
     pub run: &'a ClusterRun,
@@ -37,31 +38,10 @@ impl ClusterReport<'_> {
     }
 }
 
-/// The section of `document`, marks included, if it has one.
-pub fn extract(document: &str) -> Option<&str> {
-    let start = document.find(BEGIN)?;
-    let end = start + document[start..].find(END)? + END.len();
-    let end = end + usize::from(document[end..].starts_with('\n'));
-    Some(&document[start..end])
-}
-
-/// `document` with `section` in place of its own, or before the heading that follows the
-/// section in the report (at the end without that heading).
-pub fn place(document: &str, section: &str) -> String {
-    if let Some(old) = extract(document) {
-        let start = old.as_ptr() as usize - document.as_ptr() as usize;
-        return [&document[..start], section, &document[start + old.len()..]].concat();
-    }
-    match document.find(NEXT_HEADING) {
-        Some(at) => [&document[..=at], section, &document[at..]].concat(),
-        None => [document, "\n", section].concat(),
-    }
-}
-
 /// What the cluster templates see.
 #[derive(Serialize)]
 struct Context<'a> {
-    marks: Marks,
+    marks: Kept,
     machine: &'a Machine,
     nodes: usize,
     run_secs: f64,
@@ -80,12 +60,6 @@ struct Context<'a> {
     comparisons: Vec<Comparison>,
     /// The comparison at the most queues, if any.
     largest: Option<Comparison>,
-}
-
-#[derive(Serialize)]
-struct Marks {
-    begin: &'static str,
-    end: &'static str,
 }
 
 #[derive(Serialize)]
@@ -180,10 +154,7 @@ impl<'a> Context<'a> {
         let idle: Vec<IdleRow> = f.idle.iter().map(IdleRow::new).collect();
         let comparisons = comparisons(f.idle.as_slice(), run.machine.cpus);
         Context {
-            marks: Marks {
-                begin: BEGIN,
-                end: END,
-            },
+            marks: SECTION,
             machine: &run.machine,
             nodes: f.nodes,
             run_secs: run.run_time.as_secs_f64(),

@@ -12,7 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::cluster::{extract, place, ClusterReport};
+use super::cluster::{ClusterReport, SECTION};
+use super::console;
 use super::Report;
 use crate::amqp::QueueType;
 use crate::cluster::{ClusterFigures, ClusterRun, IdleOnCluster, OneQueue, Stopped};
@@ -106,6 +107,7 @@ impl Measured {
             queues: self.queues.as_deref(),
             scenarios: &self.scenarios,
             cluster: None,
+            console: None,
             run_time: self.run_time,
             others_cpu: self.others_cpu,
         }
@@ -538,10 +540,29 @@ fn a_full_run_keeps_the_cluster_section_where_the_command_placed_it() {
     let measured = measured();
     let mut report = measured.report();
     let without = report.markdown().unwrap();
-    let placed = place(&without, &section);
+    let placed = SECTION.place(&without, &section);
     report.cluster = Some(&section);
     assert_eq!(report.markdown().unwrap(), placed);
-    assert_eq!(extract(&placed), Some(section.as_str()));
-    assert_eq!(extract(&without), None);
-    assert_eq!(place(&placed, &other), place(&without, &other));
+    assert_eq!(SECTION.extract(&placed), Some(section.as_str()));
+    assert_eq!(SECTION.extract(&without), None);
+    assert_eq!(
+        SECTION.place(&placed, &other),
+        SECTION.place(&without, &other)
+    );
+}
+
+#[test]
+fn a_full_run_keeps_the_console_section() {
+    let section = format!(
+        "{}\n## The console at 10 hooks\n{}\n",
+        console::SECTION.begin,
+        console::SECTION.end
+    );
+    let measured = measured();
+    let mut report = measured.report();
+    let without = report.markdown().unwrap();
+    let placed = console::SECTION.place(&without, &section);
+    report.console = Some(&section);
+    assert_eq!(report.markdown().unwrap(), placed);
+    assert!(placed.find("## The console").unwrap() < placed.find("## Notes").unwrap());
 }
