@@ -49,7 +49,7 @@ async fn both_apis_publish_a_document_true_to_their_routes() {
     assert!(admin["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(
         every_operation_is_served(&p, p.router.addr, &admin).await,
-        15
+        16
     );
     let hook = &admin["components"]["schemas"]["Hook"]["properties"];
     for field in [
