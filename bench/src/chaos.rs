@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use clap::Parser;
 use hookbus_tests::chaos::{self, Fault, Launcher, Plan, Summary};
 
 use crate::process::SERVICE;
@@ -18,11 +17,8 @@ use crate::progress;
 /// The faults of a default run, in order, spread evenly over the publishing period.
 const DEFAULT_FAULTS: &str = "deliverer-kill,node-kill,router-kill,redis-restart,deliverer-kill,node-down-long,router-kill,node-kill";
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "bench chaos",
-    about = "a soak under kill -9 of services and broker nodes, reconciled id by id"
-)]
+/// `bench chaos`'s flags.
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// Events published (half through the HTTP ingest, half through the Rust SDK).
     #[arg(long, default_value_t = 100_000)]

@@ -58,7 +58,7 @@ const DISTURBED: f64 = 0.05;
 #[derive(Parser, Debug)]
 #[command(
     name = "bench",
-    about = "hookbus against the bare broker, and classic v2 against quorum queues",
+    about = "hookbus against the bare broker, and classic v2 against quorum queues; its commands measure one thing each",
     args_conflicts_with_subcommands = true
 )]
 struct Args {
@@ -125,6 +125,9 @@ enum Command {
     /// Classic v2 against quorum per-hook queues on a private three-node RabbitMQ cluster:
     /// prints the figures and writes their section of the report.
     ClusterQueues(ClusterArgs),
+    /// A soak under kill -9 of services and broker nodes, reconciled id by id (figures in
+    /// docs/RELIABILITY.md).
+    Chaos(chaos::Args),
     /// The console's API answers with many hooks configured: prints the figures and writes
     /// their section of the report.
     Console(ConsoleArgs),
@@ -189,13 +192,10 @@ async fn main() -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{role}: {e}"));
     }
-    if argv.get(1).map(String::as_str) == Some("chaos") {
-        // `bench chaos [flags]`: the chaos soak (`docs/RELIABILITY.md`).
-        return chaos::main(chaos::Args::parse_from(&argv[1..])).await;
-    }
     let args = Args::parse();
-    match &args.command {
-        Some(Command::ClusterQueues(cluster)) => return cluster_queues(cluster).await,
+    match args.command {
+        Some(Command::ClusterQueues(cluster)) => return cluster_queues(&cluster).await,
+        Some(Command::Chaos(chaos)) => return chaos::main(chaos).await,
         Some(Command::Console(console)) => {
             return console::run(console.hooks, console.repeats.max(1), &console.out).await
         }
