@@ -31,6 +31,7 @@ use hookbus_runtime::health::Readiness;
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::ops;
 use hookbus_runtime::store::{self, HookCache, StoreError};
+use hookbus_runtime::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -74,6 +75,8 @@ pub struct Config {
     pub lease: Duration,
     #[command(flatten)]
     pub console: console::ConsoleConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -153,6 +156,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("serving HTTP: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// Runs the router until `shutdown` fires; in-flight events are settled before it returns.
@@ -184,6 +189,7 @@ pub async fn run(
         &shutdown,
     )?;
     let metrics = metrics::Metrics::new();
+    let telemetry = Telemetry::start(&config.telemetry, "hookbus-router", &metrics.registry)?;
     tasks.spawn(export_cache_metrics(
         cache.clone(),
         metrics.clone(),
@@ -214,6 +220,7 @@ pub async fn run(
         metrics: metrics.clone(),
         prefetch: config.prefetch.max(1),
         drain_deadline: config.drain_deadline,
+        tracing: telemetry.tracing.clone(),
     });
     let flags = hookbus_runtime::health::BrokerFlags::register(&readiness);
     let routing = tokio::spawn({
@@ -247,6 +254,7 @@ pub async fn run(
             4096,
         ),
         portal: portal::PortalKey::new(config.console.portal_secret.as_deref()),
+        tracing: telemetry.tracing.clone(),
     };
     if config.console.portal_secret.is_none() {
         tracing::info!("HOOKBUS_PORTAL_SECRET is not set: portal links work until this router stops, on this router only");
@@ -258,6 +266,7 @@ pub async fn run(
     ops::serve_during(listener, app, routing).await?;
     tasks.close();
     tasks.wait().await;
+    telemetry.shutdown().await;
     Ok(())
 }
 
@@ -333,7 +342,10 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
                 since: *since,
                 until: *until,
             };
-            let replayed = dead_letters::replay(&conn, &topology, &parked, &filter).await?;
+            // No spans from a one-off command: the replayed messages carry their trace on.
+            let tracing = hookbus_runtime::telemetry::Tracing::off();
+            let replayed =
+                dead_letters::replay(&conn, &topology, &parked, &filter, &tracing).await?;
             println!("{}", serde_json::json!({"replayed": replayed}));
         }
     }

@@ -99,6 +99,8 @@ pub fn deliverer_config_on(
         drain_deadline: Duration::from_secs(10),
         per_hook_metrics: 100,
         auto_disable_after: Duration::from_secs(3 * 24 * 3600),
+        send_traceparent: false,
+        telemetry: Default::default(),
     }
 }
 
@@ -175,6 +177,7 @@ pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
         drain_deadline: Duration::from_secs(10),
         lease: Duration::from_secs(3),
         console: Default::default(),
+        telemetry: Default::default(),
         command: None,
     };
     spawn("router", move |l, s| hookbus_router::run(config, l, s)).await
@@ -192,6 +195,7 @@ pub fn producer_config(
         ingest_token: Some(INGEST_TOKEN.into()),
         max_event_bytes,
         publish_timeout: Duration::from_secs(5),
+        telemetry: Default::default(),
     }
 }
 
