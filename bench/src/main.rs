@@ -15,6 +15,7 @@
 //! - [`report`], [`machine`]: the printed tables and the Markdown file, and what they were
 //!   measured on.
 //! - [`chaos`]: `bench chaos`, the soak under faults (`docs/RELIABILITY.md`).
+//! - [`traced`]: `bench tracing`, throughput with tracing off, at 1 % and at 100 % sampling.
 
 mod alloc;
 mod amqp;
@@ -35,6 +36,7 @@ mod receiver;
 mod report;
 mod scale;
 mod scenarios;
+mod traced;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -123,6 +125,9 @@ enum Command {
     /// Classic v2 against quorum per-hook queues on a private three-node RabbitMQ cluster:
     /// prints the figures and writes their section of the report.
     ClusterQueues(ClusterArgs),
+    /// Throughput with tracing off, sampling 1 % and sampling every trace: prints the table
+    /// of docs/BENCHMARKS.md's "Tracing".
+    Tracing(traced::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -176,8 +181,10 @@ async fn main() -> Result<()> {
         return chaos::main(chaos::Args::parse_from(&argv[1..])).await;
     }
     let args = Args::parse();
-    if let Some(Command::ClusterQueues(cluster)) = &args.command {
-        return cluster_queues(cluster).await;
+    match &args.command {
+        Some(Command::ClusterQueues(cluster)) => return cluster_queues(cluster).await,
+        Some(Command::Tracing(tracing)) => return traced::run(tracing).await,
+        None => {}
     }
     let mut plan = args.plan();
     let started = Instant::now();
