@@ -224,6 +224,7 @@ async fn main() -> Result<()> {
         queues: queues.as_deref(),
         scenarios: &scenarios,
         cluster: report::cluster::extract(&previous),
+        tracing: report::tracing_section(&previous),
         run_time: started.elapsed(),
         others_cpu,
     };

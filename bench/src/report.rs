@@ -1,7 +1,9 @@
 //! The figures as tables (printed) and as `docs/BENCHMARKS.md` (written), with the machine
 //! they were measured on. The words are in templates, `bench/templates/`, embedded in the
 //! binary: this module hands them the figures ([`context`]) and renders them. The cluster
-//! comparison, measured by a command of its own, has its own section ([`cluster`]).
+//! comparison, measured by a command of its own, has its own section ([`cluster`]); so has
+//! the cost of tracing (`bench tracing` prints its table, pasted between the marks of
+//! [`tracing_section`]).
 
 pub mod cluster;
 mod context;
@@ -34,9 +36,29 @@ pub struct Report<'a> {
     pub scenarios: &'a scenarios::Figures,
     /// The cluster comparison's section ([`cluster`]), kept from the file being replaced.
     pub cluster: Option<&'a str>,
+    /// The tracing section ([`tracing_section`]), kept from the file being replaced.
+    pub tracing: Option<&'a str>,
     pub run_time: Duration,
     /// The share of the CPU other programs used during the run.
     pub others_cpu: Option<f64>,
+}
+
+/// The marks around the tracing section of docs/BENCHMARKS.md: its figures come from `bench
+/// tracing`, whose table is pasted there with the words around it, and a full run keeps it.
+const TRACING_BEGIN: &str = "<!-- bench tracing: from here to its end mark, from `cargo run --release -p hookbus-bench -- tracing`, kept by a full run -->";
+const TRACING_END: &str = "<!-- bench tracing: end -->";
+
+/// The tracing section of `document`, marks included, if it has one.
+pub fn tracing_section(document: &str) -> Option<&str> {
+    marked(document, TRACING_BEGIN, TRACING_END)
+}
+
+/// The part of `document` from `begin` to `end` and the line break after it, if it has one.
+fn marked<'d>(document: &'d str, begin: &str, end: &str) -> Option<&'d str> {
+    let start = document.find(begin)?;
+    let stop = start + document[start..].find(end)? + end.len();
+    let stop = stop + usize::from(document[stop..].starts_with('\n'));
+    Some(&document[start..stop])
 }
 
 /// Each template's source by its path under `bench/templates/`, which is also its name in

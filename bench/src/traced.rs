@@ -95,8 +95,12 @@ pub async fn run(args: &Args) -> Result<()> {
             ingest: Vec::new(),
         });
     }
-    for round in 1..=args.repeats {
-        for (mode, m) in MODES.iter().zip(&mut measured) {
+    for round in 0..args.repeats as usize {
+        // Each round starts with another mode, so that none is always the one measured
+        // right after the same neighbour.
+        let turn = (round..round + MODES.len()).map(|i| i % MODES.len());
+        for i in turn {
+            let (mode, m) = (&MODES[i], &mut measured[i]);
             let sdk = load::saturated(clock, &receiver, args.events, |f| publish(&m.publisher, f))
                 .await?;
             let http = load::saturated(clock, &receiver, args.ingest_events, |f| {

@@ -277,13 +277,18 @@ async fn export(
     dropped: IntCounterVec,
 ) {
     let mut failing = false;
+    // Once asked to flush (or once no span can come any more), what is queued is sent
+    // without waiting for batches to fill, and then the task ends.
+    let mut closing = false;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        let last = tokio::select! {
-            got = spans.recv_many(&mut batch, MAX_BATCH) => got == 0,
-            _ = flushes.recv() => true,
-        };
-        if last {
+        if !closing {
+            closing = tokio::select! {
+                got = spans.recv_many(&mut batch, MAX_BATCH) => got == 0,
+                _ = flushes.recv() => true,
+            };
+        }
+        if closing {
             while batch.len() < MAX_BATCH {
                 let Ok(span) = spans.try_recv() else { break };
                 batch.push(span);
@@ -318,7 +323,7 @@ async fn export(
                 }
             }
         }
-        if last && spans.is_empty() {
+        if closing && spans.is_empty() {
             return;
         }
     }
@@ -399,5 +404,63 @@ impl Step {
             .as_ref()
             .and_then(|span| TraceParent::of_span(span.span_context()))
             .or_else(|| self.parent.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        telemetry: TelemetryConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<TelemetryConfig, clap::Error> {
+        Cli::try_parse_from(std::iter::once("test").chain(args.iter().copied()))
+            .map(|cli| cli.telemetry)
+    }
+
+    #[test]
+    fn tracing_is_off_without_an_endpoint_and_the_traces_path_is_added_to_a_base_url() {
+        assert_eq!(parse(&[]).unwrap().traces_url(), None);
+        let base = parse(&["--otlp-endpoint", "http://collector:4318/"]).unwrap();
+        assert_eq!(
+            base.traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        let signal = parse(&[
+            "--otlp-endpoint",
+            "http://collector:4318",
+            "--otlp-traces-endpoint",
+            "http://other:9/traces",
+        ])
+        .unwrap();
+        assert_eq!(
+            signal.traces_url().as_deref(),
+            Some("http://other:9/traces")
+        );
+    }
+
+    #[test]
+    fn samplers_and_protocols_are_the_standard_names_hookbus_supports() {
+        let ratio = parse(&[
+            "--traces-sampler",
+            "parentbased_traceidratio",
+            "--traces-sampler-arg",
+            "0.01",
+        ])
+        .unwrap();
+        assert_eq!(
+            format!("{:?}", ratio.sampler()),
+            format!(
+                "{:?}",
+                Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.01)))
+            )
+        );
+        assert!(parse(&["--traces-sampler", "jaeger_remote"]).is_err());
+        assert!(parse(&["--otlp-protocol", "grpc"]).is_err());
     }
 }

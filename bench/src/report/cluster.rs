@@ -39,10 +39,7 @@ impl ClusterReport<'_> {
 
 /// The section of `document`, marks included, if it has one.
 pub fn extract(document: &str) -> Option<&str> {
-    let start = document.find(BEGIN)?;
-    let end = start + document[start..].find(END)? + END.len();
-    let end = end + usize::from(document[end..].starts_with('\n'));
-    Some(&document[start..end])
+    super::marked(document, BEGIN, END)
 }
 
 /// `document` with `section` in place of its own, or before the heading that follows the

@@ -46,6 +46,8 @@ pub struct Context<'a> {
     queues: Option<Queues>,
     /// The cluster comparison's section, as it was written (`report::cluster`).
     cluster: Option<&'a str>,
+    /// The tracing section, as it was written (`report::tracing_section`).
+    tracing: Option<&'a str>,
     scenarios: Scenarios,
     targets: Targets,
 }
@@ -68,6 +70,7 @@ impl<'a> Context<'a> {
             ratios: Ratios::new(report.bare, &report.hookbus.sdk, &report.hookbus.wide),
             queues: report.queues.map(Queues::new),
             cluster: report.cluster,
+            tracing: report.tracing,
             scenarios: Scenarios {
                 fanout: s.fanout.as_ref().map(|runs| Fanout {
                     hooks: scenarios::FANOUT,

@@ -106,6 +106,7 @@ impl Measured {
             queues: self.queues.as_deref(),
             scenarios: &self.scenarios,
             cluster: None,
+            tracing: None,
             run_time: self.run_time,
             others_cpu: self.others_cpu,
         }
