@@ -2,8 +2,8 @@
 //! same but for their tracing: off, on sampling 1 % of traces, and on sampling every trace,
 //! the last two exporting over OTLP/HTTP to a sink in this process that answers 200 (a
 //! collector that takes everything at once: what is measured is hookbus's side). The runs
-//! take turns between the three, so that a machine shared with other work disturbs them
-//! alike; the table it prints goes into docs/BENCHMARKS.md ("Tracing").
+//! take turns between the three, each round starting with another, so that a machine
+//! shared with other work disturbs them alike; the table it prints goes into docs/BENCHMARKS.md ("Tracing").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,7 +108,8 @@ pub async fn run(args: &Args) -> Result<()> {
             })
             .await?;
             println!(
-                "  round {round}, tracing {}: SDK {sdk}; ingest {http}",
+                "  round {}, tracing {}: SDK {sdk}; ingest {http}",
+                round + 1,
                 mode.name
             );
             m.sdk.push(sdk);
