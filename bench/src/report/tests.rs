@@ -546,3 +546,22 @@ fn a_full_run_keeps_the_cluster_section_where_the_command_placed_it() {
     assert_eq!(extract(&without), None);
     assert_eq!(place(&placed, &other), place(&without, &other));
 }
+
+/// A full run keeps the tracing section of the file it replaces (`bench tracing`'s figures,
+/// written by hand), and finds it again in what it wrote.
+#[test]
+fn a_full_run_keeps_the_tracing_section() {
+    let document = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/BENCHMARKS.md"
+    ))
+    .unwrap();
+    let section = super::tracing_section(&document).expect("docs/BENCHMARKS.md's tracing section");
+    assert!(section.contains("## Tracing"), "{section}");
+    let measured = measured();
+    let mut report = measured.report();
+    assert_eq!(super::tracing_section(&report.markdown().unwrap()), None);
+    report.tracing = Some(section);
+    let written = report.markdown().unwrap();
+    assert_eq!(super::tracing_section(&written), Some(section));
+}
