@@ -38,8 +38,8 @@ impl fmt::Display for Throughput {
 pub struct Runs(Vec<Throughput>);
 
 impl Runs {
-    /// Runs measured elsewhere, for tests that build their figures by hand.
-    #[cfg(test)]
+    /// Runs measured one at a time (taking turns with other measurements), or built by
+    /// hand in tests.
     pub fn new(runs: Vec<Throughput>) -> Self {
         Runs(runs)
     }

@@ -16,6 +16,7 @@
 //!   measured on.
 //! - [`chaos`]: `bench chaos`, the soak under faults (`docs/RELIABILITY.md`).
 //! - [`console`]: `bench console`, the console's API answers at 10,000 hooks.
+//! - [`traced`]: `bench tracing`, throughput with tracing off, at 1 % and at 100 % sampling.
 
 mod alloc;
 mod amqp;
@@ -37,6 +38,7 @@ mod receiver;
 mod report;
 mod scale;
 mod scenarios;
+mod traced;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -131,6 +133,9 @@ enum Command {
     /// The console's API answers with many hooks configured: prints the figures and writes
     /// their section of the report.
     Console(ConsoleArgs),
+    /// Throughput with tracing off, sampling 1 % and sampling every trace: prints the table
+    /// of docs/BENCHMARKS.md's "Tracing".
+    Tracing(traced::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -199,6 +204,7 @@ async fn main() -> Result<()> {
         Some(Command::Console(console)) => {
             return console::run(console.hooks, console.repeats.max(1), &console.out).await
         }
+        Some(Command::Tracing(tracing)) => return traced::run(&tracing).await,
         None => {}
     }
     let mut plan = args.plan();
@@ -240,6 +246,7 @@ async fn main() -> Result<()> {
         scenarios: &scenarios,
         cluster: report::cluster::SECTION.extract(&previous),
         console: report::console::SECTION.extract(&previous),
+        tracing: report::TRACING.extract(&previous),
         run_time: started.elapsed(),
         others_cpu,
     };

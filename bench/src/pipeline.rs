@@ -109,20 +109,20 @@ async fn measure_wide(
 }
 
 /// Creates the hook, waits until it is routed and consumed, and connects a publisher.
-async fn subscribe(pipeline: &Pipeline, receiver: &Receiver) -> Result<Publisher> {
+pub async fn subscribe(pipeline: &Pipeline, receiver: &Receiver) -> Result<Publisher> {
     pipeline.create_hook(&[EVENT], &receiver.url()).await;
     pipeline.wait_hooks(1).await;
     Ok(Publisher::connect(AMQP_URL, &pipeline.prefix).await?)
 }
 
-async fn publish(publisher: &Publisher, fields: Map<String, Value>) -> Result<()> {
+pub async fn publish(publisher: &Publisher, fields: Map<String, Value>) -> Result<()> {
     publisher
         .publish_event(EventName::parse(EVENT)?, fields)
         .await?;
     Ok(())
 }
 
-async fn ingest(pipeline: &Pipeline, mut fields: Map<String, Value>) -> Result<()> {
+pub async fn ingest(pipeline: &Pipeline, mut fields: Map<String, Value>) -> Result<()> {
     fields.insert("event".into(), EVENT.into());
     let (status, body) = pipeline.ingest(Value::Object(fields)).await;
     ensure!(status == 202, "ingest answered {status}: {body}");

@@ -1,7 +1,8 @@
 //! The figures as tables (printed) and as `docs/BENCHMARKS.md` (written), with the machine
 //! they were measured on. The words are in templates, `bench/templates/`, embedded in the
 //! binary: this module hands them the figures ([`context`]) and renders them. The cluster
-//! comparison, measured by a command of its own, has its own section ([`cluster`]).
+//! comparison, the console at scale and the cost of tracing, each measured by a command of
+//! its own, have their own sections, which a full run keeps ([`kept`]).
 
 pub mod cluster;
 pub mod console;
@@ -38,10 +39,20 @@ pub struct Report<'a> {
     pub cluster: Option<&'a str>,
     /// The console's section ([`console`]), kept from the file being replaced.
     pub console: Option<&'a str>,
+    /// The tracing section ([`TRACING`]), kept from the file being replaced.
+    pub tracing: Option<&'a str>,
     pub run_time: Duration,
     /// The share of the CPU other programs used during the run.
     pub others_cpu: Option<f64>,
 }
+
+/// The marks around the tracing section of docs/BENCHMARKS.md: its figures come from `bench
+/// tracing`, whose table is pasted there with the words around it, and a full run keeps it.
+pub const TRACING: kept::Kept = kept::Kept {
+    begin: "<!-- bench tracing: from here to its end mark, from `cargo run --release -p hookbus-bench -- tracing`, kept by a full run -->",
+    end: "<!-- bench tracing: end -->",
+    next_heading: "\n## Beyond one hook\n",
+};
 
 /// Each template's source by its path under `bench/templates/`, which is also its name in
 /// the templates' `include` and `import`: embedded, so that the binary needs no files beside

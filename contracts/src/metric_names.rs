@@ -30,6 +30,9 @@ pub const HOOK_OLDEST_MESSAGE_AGE: &str = "hookbus_hook_oldest_message_age_secon
 pub const RETRY_TIER_MESSAGES: &str = "hookbus_retry_tier_messages";
 pub const DEAD_LETTER_MESSAGES: &str = "hookbus_dead_letter_messages";
 
+// Every process: spans that were not exported (the collector down or too slow).
+pub const TRACE_SPANS_DROPPED: &str = "hookbus_trace_spans_dropped_total";
+
 /// Every name above, for the checks that dashboards and alerts use only these.
 pub const ALL: &[&str] = &[
     EVENTS_INGESTED,
@@ -55,6 +58,7 @@ pub const ALL: &[&str] = &[
     HOOK_OLDEST_MESSAGE_AGE,
     RETRY_TIER_MESSAGES,
     DEAD_LETTER_MESSAGES,
+    TRACE_SPANS_DROPPED,
 ];
 
 /// The 0/1 gauge of a readiness condition, as every process exports it:
@@ -88,7 +92,13 @@ mod tests {
                 "{name}"
             );
         }
-        for name in [EVENTS_INGESTED, ROUTER_EVENTS, DELIVERIES, HOOKS_DISABLED] {
+        for name in [
+            EVENTS_INGESTED,
+            ROUTER_EVENTS,
+            DELIVERIES,
+            HOOKS_DISABLED,
+            TRACE_SPANS_DROPPED,
+        ] {
             assert!(name.ends_with("_total"), "a counter: {name}");
         }
         for name in [PUBLISH_DURATION, ATTEMPT_DURATION, DELIVERY_LATENCY] {

@@ -1,5 +1,10 @@
 //! The deliverer's step for one message: decode it, make one attempt, decide what follows,
 //! and hand it to [`settle`](crate::settle). Everything here runs once per delivery.
+//!
+//! The attempt is a `hookbus.attempt` span, a child of the context its message carries (the
+//! router's fan-out, or the attempt before it, for a retry): prepared, sent, response,
+//! settled. Its context goes on with the retry or dead letter it settles into, and, with
+//! `HOOKBUS_SEND_TRACEPARENT`, to the endpoint.
 
 use std::time::Duration;
 
@@ -7,6 +12,8 @@ use hookbus_contracts::logs::{self, LogPayload, LogRecord, LoggedResponse};
 use hookbus_contracts::payload::now_ms;
 use hookbus_contracts::{Delivery, HookId};
 use hookbus_runtime::broker::ConfirmPool;
+use hookbus_runtime::telemetry::{self, KeyValue, SpanKind, Step};
+use hookbus_runtime::trace_context::{TraceParent, TRACEPARENT};
 use hookbus_send::{AttemptResult, Prepared, Sent};
 use lapin::message::Delivery as AmqpMessage;
 use tracing::Instrument;
@@ -44,17 +51,41 @@ pub async fn process(ctx: &DeliverCtx, publish: &ConfirmPool, hook: &HookId, msg
     };
     let age = (now_ms() - delivery.event.accepted_at_ms).max(0) as u64;
     ctx.pickups.record(hook, Duration::from_millis(age));
+    let parent = TraceParent::of_message(&msg.properties);
+    let mut attributes = telemetry::event_attributes(&delivery.event);
+    attributes.push(KeyValue::new(telemetry::HOOK_ID, hook.to_string()));
+    attributes.push(KeyValue::new(
+        telemetry::ATTEMPT,
+        i64::from(delivery.attempts + 1),
+    ));
+    let mut trace = ctx.tracing.start(
+        "hookbus.attempt",
+        SpanKind::Client,
+        parent.as_ref(),
+        attributes,
+    );
     let span = tracing::info_span!("delivery", event_id = %delivery.event.id, hook_id = %hook, attempt = delivery.attempts + 1);
     async move {
-        let (delivery, decision) = attempt(ctx, delivery).await;
-        settle::settle(ctx, publish, msg, &delivery, decision).await;
+        let (delivery, decision) = attempt(ctx, delivery, &mut trace).await;
+        let context = trace.context();
+        let outcome =
+            settle::settle(ctx, publish, msg, &delivery, decision, context.as_ref()).await;
+        trace.set(KeyValue::new(telemetry::OUTCOME, outcome));
+        trace.event("settled");
+        if outcome != "delivered" {
+            trace.fail(delivery.last_error.as_deref().unwrap_or(outcome));
+        }
     }
     .instrument(span)
     .await;
 }
 
 /// Makes one attempt and decides what follows; returns the delivery updated with it.
-async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decision) {
+async fn attempt(
+    ctx: &DeliverCtx,
+    mut delivery: Delivery,
+    trace: &mut Step,
+) -> (Delivery, Decision) {
     let Some(hook) = ctx.cache.snapshot().get(&delivery.hook_id).cloned() else {
         let reason = "hook no longer exists".to_owned();
         return (
@@ -66,10 +97,25 @@ async fn attempt(ctx: &DeliverCtx, mut delivery: Delivery) -> (Delivery, Decisio
         );
     };
     let now = now_ms();
-    let prepared = hookbus_send::prepare(&delivery, &hook, now);
+    let mut prepared = hookbus_send::prepare(&delivery, &hook, now);
+    if let Some(context) = trace.context().filter(|_| ctx.send_traceparent) {
+        // Not signed, as no header is: the signatures cover the id, the time and the body.
+        let value = context.traceparent().parse();
+        prepared.headers.insert(
+            TRACEPARENT,
+            value.expect("a checked traceparent is a header value"),
+        );
+    }
+    trace.event("prepared");
     ctx.metrics.in_flight.inc();
+    trace.event("sent");
     let sent = ctx.sender.send(&prepared).await;
     ctx.metrics.in_flight.dec();
+    trace.event("response");
+    if let AttemptResult::Status { code, .. } = &sent.result {
+        trace.set(KeyValue::new(telemetry::STATUS_CODE, i64::from(*code)));
+    }
+    trace.set(KeyValue::new(telemetry::STATUS_CLASS, sent.result.label()));
     ctx.metrics
         .attempts
         .with_label_values(&[sent.result.label()])

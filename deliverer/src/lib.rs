@@ -4,6 +4,7 @@
 //! attempt through `hookbus-send`: prepare, sign, send) → [`outcome`] (classify, decide
 //! under the retry policy, pure) → [`settle`] (ack, or publish a retry or a dead letter,
 //! confirmed, then ack). [`journal`] writes each attempt's log; [`depths`] exports backlogs.
+//! Each attempt is a `hookbus.attempt` span in its event's trace (ARCHITECTURE.md, "Tracing").
 
 pub mod consumers;
 pub mod deliver;
@@ -22,6 +23,7 @@ use hookbus_runtime::health::Readiness;
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::ops;
 use hookbus_runtime::store::{self, HookCache, HookStore, StoreError};
+use hookbus_runtime::telemetry::{Telemetry, TelemetryConfig, TelemetryError, Tracing};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +78,13 @@ pub struct Config {
     /// Bytes of a response body read at most.
     #[arg(long, env = "HOOKBUS_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024)]
     pub max_response_bytes: usize,
+    /// Send each attempt's W3C `traceparent` to the endpoint, so that a receiver that traces
+    /// joins the event's trace (off by default: it tells receivers about hookbus's traces).
+    #[arg(long, env = "HOOKBUS_SEND_TRACEPARENT", default_value = "false",
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub send_traceparent: bool,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// Everything a delivery needs, shared by all consumers of the process.
@@ -93,6 +102,8 @@ pub struct DeliverCtx {
     pub per_hook_metrics: usize,
     pub auto_disable_after: Duration,
     pub drain_deadline: Duration,
+    pub tracing: Tracing,
+    pub send_traceparent: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +112,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("serving HTTP: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// Runs the deliverer until `shutdown` fires; deliveries under way finish first.
@@ -126,6 +139,7 @@ pub async fn run(
         readiness.clone(),
         shutdown.clone(),
     ));
+    let telemetry = Telemetry::start(&config.telemetry, "hookbus-deliverer", &metrics.registry)?;
     let logs = DeliveryLogs::new(store.pool().clone(), config.common.redis_keys());
     let (journal, journal_writer) = journal::Journal::start(logs, metrics.logs_dropped.clone());
     let ctx = Arc::new(DeliverCtx {
@@ -147,6 +161,8 @@ pub async fn run(
         per_hook_metrics: config.per_hook_metrics,
         auto_disable_after: config.auto_disable_after,
         drain_deadline: config.drain_deadline,
+        tracing: telemetry.tracing.clone(),
+        send_traceparent: config.send_traceparent,
     });
     let flags = hookbus_runtime::health::BrokerFlags::register(&readiness);
     let delivering = tokio::spawn({
@@ -172,6 +188,7 @@ pub async fn run(
     }
     tasks.close();
     tasks.wait().await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

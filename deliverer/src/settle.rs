@@ -1,6 +1,9 @@
 //! Settling a delivery: ack, or publish its retry or dead letter and ack once the broker
 //! confirmed that publish. Until then the original stays unacked, so a crash between the two
 //! redelivers it (a possible duplicate attempt, never a loss).
+//!
+//! A retry or dead letter carries the trace context of the attempt that decided it, so the
+//! next attempt, or a replay, goes on in the same trace.
 
 use hookbus_contracts::backoff::Backoff;
 use hookbus_contracts::payload::now_ms;
@@ -9,6 +12,7 @@ use hookbus_contracts::{Delivery, HookId};
 use hookbus_runtime::broker::{self, ConfirmPool, PublishError};
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::store::UpdateError;
+use hookbus_runtime::trace_context::{self, TraceParent};
 use lapin::message::Delivery as AmqpMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -21,15 +25,19 @@ use crate::DeliverCtx;
 /// retry or dead letter the broker refuses is tried again with [`Backoff::SETTLE`]'s waits;
 /// if it still fails, the delivery is parked with the reason (in its hook's dead letters,
 /// or `{p}.events.dead` when those are what fails) rather than handed back to its queue,
-/// where it would be attempted again at once, and again.
+/// where it would be attempted again at once, and again. Returns how it settled (the
+/// metric's label, or `requeued`); what it publishes carries `context`.
 pub async fn settle(
     ctx: &DeliverCtx,
     publish: &ConfirmPool,
     msg: AmqpMessage,
     delivery: &Delivery,
     decision: Decision,
-) {
-    let settled = match apply_with_backoff(ctx, publish, delivery, &decision).await {
+    context: Option<&TraceParent>,
+) -> &'static str {
+    let (outcome, settled) = match apply_with_backoff(ctx, publish, delivery, &decision, context)
+        .await
+    {
         Ok(()) => {
             let outcome = match decision {
                 Decision::Ack => "delivered",
@@ -37,29 +45,32 @@ pub async fn settle(
                 Decision::DeadLetter { .. } => "dead_lettered",
             };
             ctx.metrics.deliveries.with_label_values(&[outcome]).inc();
-            msg.ack(BasicAckOptions::default()).await
+            (outcome, msg.ack(BasicAckOptions::default()).await)
         }
-        Err(err) => match park_unsettled(ctx, publish, delivery, &decision, &err).await {
+        Err(err) => match park_unsettled(ctx, publish, delivery, &decision, &err, context).await {
             Ok(()) => {
                 ctx.metrics
                     .deliveries
                     .with_label_values(&["dead_lettered"])
                     .inc();
-                msg.ack(BasicAckOptions::default()).await
+                ("dead_lettered", msg.ack(BasicAckOptions::default()).await)
             }
             Err(park_err) => {
                 tracing::warn!(error = %park_err, event_id = %delivery.event.id, "delivery could not be settled nor parked; requeued");
-                msg.nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
+                let requeued = msg
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                ("requeued", requeued)
             }
         },
     };
     if let Err(err) = settled {
         tracing::warn!(error = %err, "could not settle a delivery; the broker will redeliver it");
     }
+    outcome
 }
 
 /// Each try on a channel of the pool: one that got a nack is replaced for the next try
@@ -69,12 +80,13 @@ async fn apply_with_backoff(
     publish: &ConfirmPool,
     delivery: &Delivery,
     decision: &Decision,
+    context: Option<&TraceParent>,
 ) -> Result<(), PublishError> {
     let mut failures = 0;
     loop {
         let tried = match publish.lend().await {
             Ok(mut lent) => {
-                let applied = apply(ctx, lent.channel(), delivery, decision).await;
+                let applied = apply(ctx, lent.channel(), delivery, decision, context).await;
                 lent.watch(applied)
             }
             Err(err) => Err(err),
@@ -96,12 +108,14 @@ async fn apply(
     publish: &Channel,
     delivery: &Delivery,
     decision: &Decision,
+    context: Option<&TraceParent>,
 ) -> Result<(), PublishError> {
     match decision {
         Decision::Ack => Ok(()),
         Decision::Retry { tier, wait } => {
             let props = broker::persistent_json(delivery.event.id.as_str())
                 .with_expiration(wait.as_millis().to_string().into());
+            let props = trace_context::carry(props, context);
             let tier = ctx.topology.retry_tier(*tier);
             broker::publish_confirmed(
                 publish,
@@ -120,6 +134,7 @@ async fn apply(
                 &delivery.encode(),
                 delivery.event.id.as_str(),
                 reason,
+                context,
             )
             .await;
             if let (Ok(()), Some(cause)) = (&parked, disable) {
@@ -139,9 +154,10 @@ async fn park_unsettled(
     delivery: &Delivery,
     decision: &Decision,
     err: &PublishError,
+    context: Option<&TraceParent>,
 ) -> Result<(), PublishError> {
     let mut lent = publish.lend().await?;
-    let parked = park_on(ctx, lent.channel(), delivery, decision, err).await;
+    let parked = park_on(ctx, lent.channel(), delivery, decision, err, context).await;
     lent.watch(parked)
 }
 
@@ -151,6 +167,7 @@ async fn park_on(
     delivery: &Delivery,
     decision: &Decision,
     err: &PublishError,
+    context: Option<&TraceParent>,
 ) -> Result<(), PublishError> {
     let body = delivery.encode();
     let id = delivery.event.id.as_str();
@@ -162,7 +179,7 @@ async fn park_on(
             );
             tracing::warn!(event_id = %id, %reason, "parked in the events dead letters");
             let props = broker::with_header(
-                broker::persistent_json(id),
+                trace_context::carry(broker::persistent_json(id), context),
                 DEAD_LETTER_REASON_HEADER,
                 &reason,
             );
@@ -171,7 +188,7 @@ async fn park_on(
         }
         _ => {
             let reason = format!("retry could not be scheduled: {err}");
-            dead_letter(ctx, publish, &delivery.hook_id, &body, id, &reason).await
+            dead_letter(ctx, publish, &delivery.hook_id, &body, id, &reason, context).await
         }
     }
 }
@@ -184,6 +201,7 @@ pub async fn dead_letter(
     body: &[u8],
     message_id: &str,
     reason: &str,
+    context: Option<&TraceParent>,
 ) -> Result<(), PublishError> {
     tracing::info!(hook_id = %hook, event_id = %message_id, %reason, "dead-lettered");
     ctx.topology.declare_dead(publish, hook).await?;
@@ -191,7 +209,7 @@ pub async fn dead_letter(
         tracing::warn!(error = %err, "dead-letter queue not noted for the depth metrics");
     }
     let props = broker::with_header(
-        broker::persistent_json(message_id),
+        trace_context::carry(broker::persistent_json(message_id), context),
         DEAD_LETTER_REASON_HEADER,
         reason,
     );
@@ -215,7 +233,17 @@ pub async fn park_unreadable(
         .unwrap_or_default();
     let parked = match publish.lend().await {
         Ok(mut lent) => {
-            let parked = dead_letter(ctx, lent.channel(), hook, &msg.data, &id, reason).await;
+            let context = TraceParent::of_message(&msg.properties);
+            let parked = dead_letter(
+                ctx,
+                lent.channel(),
+                hook,
+                &msg.data,
+                &id,
+                reason,
+                context.as_ref(),
+            )
+            .await;
             lent.watch(parked)
         }
         Err(err) => Err(err),
@@ -318,7 +346,9 @@ async fn park_backlog(
             .as_ref()
             .map(std::string::ToString::to_string)
             .unwrap_or_default();
-        dead_letter(ctx, publish, hook, &msg.delivery.data, &id, reason).await?;
+        let context = TraceParent::of_message(&msg.delivery.properties);
+        let data = &msg.delivery.data;
+        dead_letter(ctx, publish, hook, data, &id, reason, context.as_ref()).await?;
         msg.delivery.ack(BasicAckOptions::default()).await?;
         ctx.metrics
             .deliveries

@@ -9,6 +9,10 @@
 //! (a `400` that names the field), the `Idempotency-Key` if any, then one confirmed publish
 //! per event, in order. `202` is sent only after the broker confirmed every event, so a 202
 //! means they are durable; a refused request publishes nothing.
+//!
+//! A request may carry a W3C `traceparent` (and `tracestate`): its `hookbus.ingest` span
+//! joins that trace, and each event's `hookbus.publish` span, whose context the event's
+//! message carries on to the router (ARCHITECTURE.md, "Tracing").
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +27,8 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use hookbus_contracts::{Event, EventName};
 use hookbus_runtime::http::{require_bearer, ApiError, BearerToken};
+use hookbus_runtime::telemetry::{self, KeyValue, SpanKind, Step, Tracing};
+use hookbus_runtime::trace_context::{TraceParent, TRACEPARENT, TRACESTATE};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -43,6 +49,8 @@ pub struct IngestState {
     /// Publishes that outlive their request (timed out, or the client went away): awaited on
     /// shutdown.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Spans of each request and of each event's publish.
+    pub tracing: Tracing,
 }
 
 /// How long a publish may stay unsettled after its request answered `503`: it keeps its
@@ -210,6 +218,12 @@ fn refusal(path: &str, err: serde_json::Error) -> ApiError {
 
 /// Whether a request publishes, or answers again what its key was answered.
 enum Admission {
+    Publish(Plan, Option<Lease>),
+    Replay(Value),
+}
+
+/// What the request's `Idempotency-Key`, if any, allows.
+enum Claimed {
     Publish(Option<Lease>),
     Replay(Value),
 }
@@ -221,35 +235,48 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = body.map_err(|rejection| state.refuse_body(rejection))?;
-    let key = idempotency_key(&headers).inspect_err(|_| state.refuse("malformed"))?;
-    let plan = endpoint.plan(&body).inspect_err(|e| {
-        state.refuse(match e.code {
-            "event.unknown" => "unknown_event",
-            _ => "malformed",
-        });
-    })?;
-    let lease = match state.admit(endpoint, key, &body).await? {
-        Admission::Publish(lease) => lease,
-        Admission::Replay(answer) => {
+    let mut span = state.tracing.start(
+        "hookbus.ingest",
+        SpanKind::Server,
+        trace_parent(&headers).as_ref(),
+        vec![KeyValue::new("http.route", endpoint.path())],
+    );
+    let admitted = admit(&state, endpoint, &headers, body).await;
+    let (plan, lease) = match admitted {
+        Ok(Admission::Publish(plan, lease)) => (plan, lease),
+        Ok(Admission::Replay(answer)) => {
+            span.set(KeyValue::new(telemetry::OUTCOME, "idempotent_replay"));
             state.metrics.replayed.inc();
             return Ok(accepted(answer, true));
         }
+        Err(err) => {
+            span.fail(err.code);
+            return Err(err);
+        }
     };
+    span.set(KeyValue::new(
+        "hookbus.event.count",
+        plan.events.len() as i64,
+    ));
+    span.event("accepted");
+    let context = span.context();
     // The publish and the settling of its key run on their own, so that a request that
     // times out, or whose client goes away, leaves the key claimed until its publish is
     // settled either way: a retry gets 409, then the answer, never new event ids.
     let publishing = state.tasks.spawn({
         let state = state.clone();
         async move {
-            let published = state.publish(&plan.events).await;
+            let published = state.publish(&plan.events, context.as_ref()).await;
             let answer = published.map(|p| endpoint.answer(&p, plan.unknown_route));
             state.settle(answer, lease).await
         }
     });
     let answer = match tokio::time::timeout(state.publish_timeout, publishing).await {
-        Ok(settled) => settled.expect("an ingest publish does not panic")?,
+        Ok(settled) => settled
+            .expect("an ingest publish does not panic")
+            .inspect_err(|err| span.fail(err.code))?,
         Err(_) => {
+            span.fail("publish_timeout");
             state.refuse("publish_timeout");
             tracing::warn!(timeout = ?state.publish_timeout, "RabbitMQ did not confirm in time");
             return Err(ApiError::unavailable(
@@ -263,6 +290,34 @@ async fn ingest(
         .publish_seconds
         .observe(started.elapsed().as_secs_f64());
     Ok(accepted(answer, false))
+}
+
+/// The body checked and the request's `Idempotency-Key` claimed: what to publish, or the
+/// answer a key was given before.
+async fn admit(
+    state: &IngestState,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Admission, ApiError> {
+    let body = body.map_err(|rejection| state.refuse_body(rejection))?;
+    let key = idempotency_key(headers).inspect_err(|_| state.refuse("malformed"))?;
+    let plan = endpoint.plan(&body).inspect_err(|e| {
+        state.refuse(match e.code {
+            "event.unknown" => "unknown_event",
+            _ => "malformed",
+        });
+    })?;
+    Ok(match state.claim(endpoint, key, &body).await? {
+        Claimed::Publish(lease) => Admission::Publish(plan, lease),
+        Claimed::Replay(answer) => Admission::Replay(answer),
+    })
+}
+
+/// The request's W3C trace context, if it carries a valid one.
+fn trace_parent(headers: &HeaderMap) -> Option<TraceParent> {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    TraceParent::parse(text(TRACEPARENT)?, text(TRACESTATE))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -307,14 +362,14 @@ impl IngestState {
     }
 
     /// Claims the request's key, if it has one.
-    async fn admit(
+    async fn claim(
         &self,
         endpoint: Endpoint,
         key: Option<IdempotencyKey>,
         body: &[u8],
-    ) -> Result<Admission, ApiError> {
+    ) -> Result<Claimed, ApiError> {
         let Some(key) = key else {
-            return Ok(Admission::Publish(None));
+            return Ok(Claimed::Publish(None));
         };
         let fingerprint = idempotency::fingerprint(endpoint.path(), body);
         let claim = self.idempotency.claim(&key, &fingerprint).await;
@@ -325,8 +380,8 @@ impl IngestState {
                 "the idempotency store is unavailable; nothing was published, retry later",
             )
         })? {
-            Claim::Publish(lease) => Ok(Admission::Publish(Some(lease))),
-            Claim::Replay(answer) => Ok(Admission::Replay(answer)),
+            Claim::Publish(lease) => Ok(Claimed::Publish(Some(lease))),
+            Claim::Replay(answer) => Ok(Claimed::Replay(answer)),
             Claim::InProgress => {
                 self.refuse("idempotency_in_progress");
                 Err(ApiError::new(
@@ -346,20 +401,33 @@ impl IngestState {
         }
     }
 
-    /// Publishes in order, counting what was asked and what the broker confirmed.
-    async fn publish(&self, events: &[Event]) -> Result<Vec<Published>, PublishError> {
+    /// Publishes in order, each confirmed before the next, counting what was asked and what
+    /// the broker confirmed; each event's message carries its `hookbus.publish` span's
+    /// context, a child of the request's (`context`).
+    async fn publish(
+        &self,
+        events: &[Event],
+        context: Option<&TraceParent>,
+    ) -> Result<Vec<Published>, PublishError> {
         for event in events {
             self.metrics
                 .ingested
                 .with_label_values(&[event.name.as_str()])
                 .inc();
         }
-        let published = self
-            .publisher
-            .clone()
-            .with_timeout(UNSETTLED_CAP)
-            .publish_all(events)
-            .await?;
+        let publisher = self.publisher.clone().with_timeout(UNSETTLED_CAP);
+        for event in events {
+            let mut span = self.publish_span(event, context);
+            let sent = publisher
+                .publish_traced(event, span.context().as_ref())
+                .await;
+            match &sent {
+                Ok(()) => span.event("confirmed"),
+                Err(err) => span.fail(err.to_string()),
+            }
+            sent?;
+        }
+        let published: Vec<Published> = events.iter().map(Published::of).collect();
         for event in &published {
             self.metrics
                 .published
@@ -368,6 +436,12 @@ impl IngestState {
             tracing::debug!(event_id = %event.id, event = %event.event, "event published");
         }
         Ok(published)
+    }
+
+    fn publish_span(&self, event: &Event, context: Option<&TraceParent>) -> Step {
+        let attributes = telemetry::event_attributes(event);
+        self.tracing
+            .start("hookbus.publish", SpanKind::Producer, context, attributes)
     }
 
     /// Records the answer under the key, or gives the key up if publishing failed for sure.

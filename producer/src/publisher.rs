@@ -15,6 +15,13 @@
 //! blocks publishers (a resource alarm), and with [`PublishError::Timeout`] when no confirm
 //! came within the deadline ([`DEFAULT_TIMEOUT`], or [`Publisher::with_timeout`]); the
 //! link is then dropped, so the next publish starts on a fresh one.
+//!
+//! Each event's message carries the W3C trace context it was published under, so that its
+//! trace goes on through the router and the deliverer: the one given to
+//! [`Publisher::publish_traced`], or, with the `otel` feature, the caller's current
+//! OpenTelemetry span (`Context::current()`: with `tracing-opentelemetry`, enter
+//! `span.context().attach()` around the call). Without the feature the SDK stays on lapin and
+//! tokio alone and only `publish_traced` carries a context.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +32,7 @@ use hookbus_contracts::{Event, EventId, EventName};
 use hookbus_runtime::broker::{self, PublishError};
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::health::Flag;
+use hookbus_runtime::trace_context::{self, TraceParent};
 use lapin::{Channel, Connection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -158,7 +166,17 @@ impl Publisher {
     /// Publishes `event`, persistent, and waits for the broker's confirm, at most the
     /// publisher's deadline.
     pub async fn publish(&self, event: &Event) -> Result<(), PublishError> {
-        match tokio::time::timeout(self.timeout, self.publish_unbounded(event)).await {
+        self.publish_traced(event, caller_context().as_ref()).await
+    }
+
+    /// [`Publisher::publish`], the message carrying `context` (the trace it belongs to).
+    pub async fn publish_traced(
+        &self,
+        event: &Event,
+        context: Option<&TraceParent>,
+    ) -> Result<(), PublishError> {
+        let published = self.publish_unbounded(event, context);
+        match tokio::time::timeout(self.timeout, published).await {
             Ok(published) => published,
             Err(_) => {
                 // A broker that stopped confirming: start the next publish afresh.
@@ -170,10 +188,15 @@ impl Publisher {
         }
     }
 
-    async fn publish_unbounded(&self, event: &Event) -> Result<(), PublishError> {
+    async fn publish_unbounded(
+        &self,
+        event: &Event,
+        context: Option<&TraceParent>,
+    ) -> Result<(), PublishError> {
         let body = event.encode();
         let props = broker::persistent_json(event.id.as_str())
             .with_timestamp((event.accepted_at_ms / 1000) as u64);
+        let props = trace_context::carry(props, context);
         let exchange = self.inner.topology.events_exchange();
         let mut retried = false;
         loop {
@@ -237,4 +260,17 @@ impl Publisher {
             self.inner.connected.set(false);
         }
     }
+}
+
+/// The caller's current OpenTelemetry span, as the context its events carry.
+#[cfg(feature = "otel")]
+fn caller_context() -> Option<TraceParent> {
+    use opentelemetry::trace::TraceContextExt;
+    TraceParent::of_span(opentelemetry::Context::current().span().span_context())
+}
+
+/// Without the `otel` feature there is no current span to read.
+#[cfg(not(feature = "otel"))]
+fn caller_context() -> Option<TraceParent> {
+    None
 }

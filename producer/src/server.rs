@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hookbus_runtime::config::CommonConfig;
 use hookbus_runtime::health::{Flag, Readiness};
 use hookbus_runtime::ops;
+use hookbus_runtime::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +38,8 @@ pub struct Config {
     #[arg(long, env = "HOOKBUS_PUBLISH_TIMEOUT", default_value = "5s",
           value_parser = hookbus_runtime::config::parse_duration)]
     pub publish_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,8 @@ pub enum RunError {
     Redis(#[from] deadpool_redis::CreatePoolError),
     #[error("serving HTTP: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// Runs the producer until `shutdown` fires.
@@ -75,6 +80,7 @@ pub async fn run(
     let idempotency =
         idempotency::Idempotency::new(&config.common.redis_url, config.common.redis_keys())?;
     let metrics = metrics::Metrics::new();
+    let telemetry = Telemetry::start(&config.telemetry, "hookbus-producer", &metrics.registry)?;
     let tasks = tokio_util::task::TaskTracker::new();
     tasks.spawn(hookbus_runtime::overview::announce(
         idempotency.pool().clone(),
@@ -89,6 +95,7 @@ pub async fn run(
         idempotency,
         publish_timeout: config.publish_timeout,
         tasks: tasks.clone(),
+        tracing: telemetry.tracing.clone(),
     };
     let watching = tokio::spawn(watch_broker(
         publisher,
@@ -105,6 +112,7 @@ pub async fn run(
     tasks.close();
     tasks.wait().await;
     let _ = watching.await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

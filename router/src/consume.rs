@@ -5,6 +5,10 @@
 //! duplicate, deduplicated on `webhook-id`; nothing is lost). Work in flight is bounded by
 //! the channel's prefetch. A connection loss ends the session; the supervisor reconnects
 //! with backoff and starts a new one.
+//!
+//! Each event is routed under a `hookbus.route` span, a child of the context its message
+//! carries (the producer's publish); every delivery it fans out to carries the route span's
+//! context on to the deliverer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +21,8 @@ use hookbus_runtime::broker::{self, ConfirmPool, Outgoing, PublishError};
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::health::BrokerFlags;
 use hookbus_runtime::store::HookCache;
+use hookbus_runtime::telemetry::{self, KeyValue, SpanKind, Step, Tracing};
+use hookbus_runtime::trace_context::{self, TraceParent};
 use lapin::message::Delivery as AmqpMessage;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -42,6 +48,7 @@ pub struct RouterCtx {
     pub prefetch: u16,
     /// On shutdown, how long events under way may take to settle.
     pub drain_deadline: Duration,
+    pub tracing: Tracing,
 }
 
 /// How one event was settled.
@@ -156,8 +163,18 @@ async fn session(
 }
 
 async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
+    let parent = TraceParent::of_message(&msg.properties);
+    let mut span = ctx
+        .tracing
+        .start("hookbus.route", SpanKind::Consumer, parent.as_ref(), vec![]);
     let result = match Event::decode(&msg.data) {
-        Ok(event) => route(publish, ctx, &event).await,
+        Ok(event) => {
+            for attribute in telemetry::event_attributes(&event) {
+                span.set(attribute);
+            }
+            span.event("decoded");
+            route(publish, ctx, &event, &mut span).await
+        }
         Err(err) => park(publish, ctx, &msg, &format!("unreadable event: {err}")).await,
     };
     let settled = match result {
@@ -174,10 +191,14 @@ async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
                 }
                 Routed::Parked => "parked",
             };
+            span.set(KeyValue::new(telemetry::OUTCOME, outcome));
             ctx.metrics.events.with_label_values(&[outcome]).inc();
             msg.ack(BasicAckOptions::default()).await
         }
-        Err(err) => requeue_or_park(publish, ctx, &msg, &err).await,
+        Err(err) => {
+            span.fail(err.to_string());
+            requeue_or_park(publish, ctx, &msg, &err).await
+        }
     };
     if let Err(err) = settled {
         tracing::warn!(error = %err, "could not settle an event; the broker will redeliver it");
@@ -231,6 +252,7 @@ async fn route(
     publish: &ConfirmPool,
     ctx: &RouterCtx,
     event: &Event,
+    span: &mut Step,
 ) -> Result<Routed, PublishError> {
     // The lease first, then the snapshot: a lease valid now was renewed with a snapshot at
     // least as new as every change an admin has answered for (see `lease`).
@@ -242,15 +264,21 @@ async fn route(
     }
     let mut lent = publish.lend().await?;
     let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
+    let context = span.context();
     let batch: Vec<Outgoing> = deliveries
         .iter()
         .zip(&bodies)
         .map(|(d, body)| Outgoing {
             routing_key: d.hook_id.as_str(),
             body,
-            props: broker::persistent_json(d.event.id.as_str()),
+            props: trace_context::carry(
+                broker::persistent_json(d.event.id.as_str()),
+                context.as_ref(),
+            ),
         })
         .collect();
+    span.set(KeyValue::new("hookbus.fanout", deliveries.len() as i64));
+    span.event("fanned_out");
     let exchange = ctx.topology.deliveries_exchange();
     let sent = broker::publish_all(lent.channel(), &exchange, &batch).await;
     let returned = lent.watch(sent)?;
@@ -274,6 +302,7 @@ async fn route(
             return Err(PublishError::Unroutable(msg.routing_key.to_owned()));
         }
     }
+    span.event("confirmed");
     ctx.metrics
         .deliveries
         .with_label_values(&[event.name.as_str()])

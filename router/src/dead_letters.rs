@@ -10,11 +10,16 @@
 //! moves a message by publishing it to the hook's queue (a fresh delivery, attempts reset),
 //! confirmed, then acking the dead letter. A crash in the middle leaves a message where it
 //! was or, at worst, in both places (a duplicate), never in neither.
+//!
+//! A replayed message goes on in its event's trace: a `hookbus.replay` span under the
+//! context the dead letter carries, whose context the replayed message carries.
 
 use hookbus_contracts::topology::{Topology, DEAD_LETTER_AT_HEADER, DEAD_LETTER_REASON_HEADER};
 use hookbus_contracts::{Delivery, Event, EventName, HookId};
 use hookbus_runtime::broker::{self, PublishError};
 use hookbus_runtime::declare::Declare;
+use hookbus_runtime::telemetry::{self, KeyValue, SpanKind, Tracing};
+use hookbus_runtime::trace_context::{self, TraceParent};
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -178,6 +183,7 @@ async fn pass_through(
     conn: &Connection,
     topology: &Topology,
     parked: &Parked,
+    tracing: &Tracing,
     mut decide: impl FnMut(usize, &BasicGetMessage) -> Option<Target>,
 ) -> Result<Option<usize>, DeadLetterError> {
     let queue = parked.queue(topology);
@@ -200,7 +206,21 @@ async fn pass_through(
                 broker::publish_confirmed(&ch, "", &queue, &msg.delivery.data, props).await?;
             }
             Some(target) => {
-                republish(&ch, topology, &target).await?;
+                let parent = TraceParent::of_message(&msg.delivery.properties);
+                let mut attributes = telemetry::event_attributes(target.event());
+                if let Target::Hook(delivery) = &target {
+                    attributes.push(KeyValue::new(
+                        telemetry::HOOK_ID,
+                        delivery.hook_id.to_string(),
+                    ));
+                }
+                let span = tracing.start(
+                    "hookbus.replay",
+                    SpanKind::Producer,
+                    parent.as_ref(),
+                    attributes,
+                );
+                republish(&ch, topology, &target, span.context().as_ref()).await?;
                 replayed += 1;
             }
         }
@@ -216,13 +236,15 @@ async fn republish(
     ch: &Channel,
     topology: &Topology,
     target: &Target,
+    context: Option<&TraceParent>,
 ) -> Result<(), DeadLetterError> {
     match target {
         Target::Hook(parked) => {
             let fresh = Delivery::new(parked.hook_id.clone(), parked.event.clone());
             topology.declare_deliveries(ch).await?;
             topology.declare_hook(ch, &fresh.hook_id).await?;
-            let props = broker::persistent_json(fresh.event.id.as_str());
+            let props =
+                trace_context::carry(broker::persistent_json(fresh.event.id.as_str()), context);
             broker::publish_confirmed(
                 ch,
                 &topology.deliveries_exchange(),
@@ -233,7 +255,7 @@ async fn republish(
             .await?;
         }
         Target::Router(event) => {
-            let props = broker::persistent_json(event.id.as_str());
+            let props = trace_context::carry(broker::persistent_json(event.id.as_str()), context);
             broker::publish_confirmed(
                 ch,
                 &topology.events_exchange(),
@@ -257,7 +279,7 @@ pub async fn list(
 ) -> Result<(Vec<DeadLetter>, usize), DeadLetterError> {
     let mut page = Vec::new();
     let mut total = 0;
-    pass_through(conn, topology, parked, |i, msg| {
+    pass_through(conn, topology, parked, &Tracing::off(), |i, msg| {
         total = i + 1;
         if (offset..offset + limit).contains(&i) {
             page.push(describe(msg));
@@ -274,8 +296,9 @@ pub async fn replay(
     topology: &Topology,
     parked: &Parked,
     filter: &ReplayFilter,
+    tracing: &Tracing,
 ) -> Result<usize, DeadLetterError> {
-    let replayed = pass_through(conn, topology, parked, |_, msg| {
+    let replayed = pass_through(conn, topology, parked, tracing, |_, msg| {
         let dead_at = broker::header(&msg.delivery.properties, DEAD_LETTER_AT_HEADER)
             .and_then(|v| v.parse().ok());
         readable(&msg.delivery.data).filter(|target| filter.takes(target.event(), dead_at))

@@ -32,6 +32,7 @@ use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::ops;
 use hookbus_runtime::overview;
 use hookbus_runtime::store::{self, HookCache, StoreError};
+use hookbus_runtime::telemetry::{Telemetry, TelemetryConfig, TelemetryError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -75,6 +76,8 @@ pub struct Config {
     pub lease: Duration,
     #[command(flatten)]
     pub console: console::ConsoleConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -157,6 +160,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("serving HTTP: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// Runs the router until `shutdown` fires; in-flight events are settled before it returns.
@@ -188,6 +193,7 @@ pub async fn run(
         &shutdown,
     )?;
     let metrics = metrics::Metrics::new();
+    let telemetry = Telemetry::start(&config.telemetry, "hookbus-router", &metrics.registry)?;
     tasks.spawn(export_cache_metrics(
         cache.clone(),
         metrics.clone(),
@@ -232,6 +238,7 @@ pub async fn run(
         routed,
         prefetch: config.prefetch.max(1),
         drain_deadline: config.drain_deadline,
+        tracing: telemetry.tracing.clone(),
     });
     let flags = hookbus_runtime::health::BrokerFlags::register(&readiness);
     let routing = tokio::spawn({
@@ -265,6 +272,7 @@ pub async fn run(
             4096,
         ),
         portal: portal::PortalKey::new(config.console.portal_secret.as_deref()),
+        tracing: telemetry.tracing.clone(),
     };
     if config.console.portal_secret.is_none() {
         tracing::info!("HOOKBUS_PORTAL_SECRET is not set: portal links work until this router stops, on this router only");
@@ -276,6 +284,7 @@ pub async fn run(
     ops::serve_during(listener, app, routing).await?;
     tasks.close();
     tasks.wait().await;
+    telemetry.shutdown().await;
     Ok(())
 }
 
@@ -353,7 +362,10 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
                 since: *since,
                 until: *until,
             };
-            let replayed = dead_letters::replay(&conn, &topology, &parked, &filter).await?;
+            // No spans from a one-off command: the replayed messages carry their trace on.
+            let tracing = hookbus_runtime::telemetry::Tracing::off();
+            let replayed =
+                dead_letters::replay(&conn, &topology, &parked, &filter, &tracing).await?;
             println!("{}", serde_json::json!({"replayed": replayed}));
         }
     }

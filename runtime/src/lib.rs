@@ -12,10 +12,14 @@
 //! - [`config`]: settings from the environment; [`ops`]: `/healthz`, `/readyz`, `/metrics`,
 //!   logs and signals; [`http`]: API conventions (errors, bearer tokens); [`metrics`]: the
 //!   one way to register a metric.
+//!
+//! Tracing: [`trace_context`] (always built, dependency-free) carries a W3C trace context
+//! in message headers; [`telemetry`] (`service`) records spans and exports them over OTLP.
 
 pub mod broker;
 pub mod declare;
 pub mod health;
+pub mod trace_context;
 
 #[cfg(feature = "service")]
 pub mod config;
@@ -31,3 +35,5 @@ pub mod ops;
 pub mod overview;
 #[cfg(feature = "service")]
 pub mod store;
+#[cfg(feature = "service")]
+pub mod telemetry;

@@ -18,6 +18,12 @@ pub struct Registrar {
 }
 
 impl Registrar {
+    /// Registers on a registry made elsewhere: for the metrics of shared plumbing (traces'
+    /// dropped spans) beside a service's own.
+    pub fn on(registry: Registry) -> Registrar {
+        Registrar { registry }
+    }
+
     pub fn counter(&self, name: &str, help: &str) -> IntCounter {
         self.register(IntCounter::new(name, help))
     }

@@ -3,11 +3,13 @@
 //! prefix of its own, or one service in a process of its own ([`service`]). Nothing here is
 //! a mock: every test talks to the real RabbitMQ and Redis, and to real HTTP endpoints on
 //! loopback. Tests wait for signals, never for time ([`wait`]), and leave nothing behind
-//! under their prefix even when they fail ([`cleanup`]).
+//! under their prefix even when they fail ([`cleanup`]). [`collector`] receives the traces
+//! services export over OTLP.
 
 pub mod chaos;
 pub mod cleanup;
 pub mod cluster;
+pub mod collector;
 pub mod pipeline;
 pub mod receiver;
 pub mod servers;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use hookbus_contracts::topology::{QueueType, Topology};
 use hookbus_contracts::HookId;
 use hookbus_runtime::config::{CommonConfig, TargetConfig};
+use hookbus_runtime::telemetry::TelemetryConfig;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::{json, Value};
@@ -99,6 +100,8 @@ pub fn deliverer_config_on(
         drain_deadline: Duration::from_secs(10),
         per_hook_metrics: 100,
         auto_disable_after: Duration::from_secs(3 * 24 * 3600),
+        send_traceparent: false,
+        telemetry: Default::default(),
     }
 }
 
@@ -163,7 +166,11 @@ pub async fn start_router(prefix: &str) -> Service {
 }
 
 pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
-    let config = hookbus_router::Config {
+    start_router_with(router_config(prefix, servers)).await
+}
+
+pub fn router_config(prefix: &str, servers: &Servers) -> hookbus_router::Config {
+    hookbus_router::Config {
         common: common_on(prefix, servers),
         targets: targets(),
         listen: String::new(),
@@ -175,8 +182,12 @@ pub async fn start_router_on(prefix: &str, servers: &Servers) -> Service {
         drain_deadline: Duration::from_secs(10),
         lease: Duration::from_secs(3),
         console: Default::default(),
+        telemetry: Default::default(),
         command: None,
-    };
+    }
+}
+
+pub async fn start_router_with(config: hookbus_router::Config) -> Service {
     spawn("router", move |l, s| hookbus_router::run(config, l, s)).await
 }
 
@@ -192,6 +203,7 @@ pub fn producer_config(
         ingest_token: Some(INGEST_TOKEN.into()),
         max_event_bytes,
         publish_timeout: Duration::from_secs(5),
+        telemetry: Default::default(),
     }
 }
 
@@ -252,13 +264,33 @@ impl Pipeline {
         schedule: &[Duration],
         deliverers: usize,
     ) -> Pipeline {
+        let off = TelemetryConfig::default();
+        Pipeline::start_traced(test, servers, schedule, deliverers, &off).await
+    }
+
+    /// A pipeline whose services trace as `telemetry` says, the deliverers sending each
+    /// attempt's `traceparent` to the endpoint.
+    pub async fn start_traced(
+        test: &str,
+        servers: Servers,
+        schedule: &[Duration],
+        deliverers: usize,
+        telemetry: &TelemetryConfig,
+    ) -> Pipeline {
         let prefix = unique_prefix(test);
         let cleanup = Cleanup::on(&servers, &prefix, schedule);
-        let router = start_router_on(&prefix, &servers).await;
-        let producer = start_producer(&prefix, &servers.amqp_url, 256 * 1024).await;
+        let mut router = router_config(&prefix, &servers);
+        router.telemetry = telemetry.clone();
+        let router = start_router_with(router).await;
+        let mut producer = producer_config(&prefix, &servers, 256 * 1024);
+        producer.telemetry = telemetry.clone();
+        let producer = start_producer_with(producer).await;
         let mut started = Vec::new();
         for _ in 0..deliverers {
-            started.push(start_deliverer(deliverer_config_on(&prefix, &servers, schedule)).await);
+            let mut config = deliverer_config_on(&prefix, &servers, schedule);
+            config.telemetry = telemetry.clone();
+            config.send_traceparent = telemetry.endpoint.is_some();
+            started.push(start_deliverer(config).await);
         }
         let pipeline = Pipeline {
             prefix,

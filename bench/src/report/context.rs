@@ -48,6 +48,8 @@ pub struct Context<'a> {
     cluster: Option<&'a str>,
     /// The console's section, as it was written (`report::console`).
     console: Option<&'a str>,
+    /// The tracing section, as it was written (`report::TRACING`).
+    tracing: Option<&'a str>,
     scenarios: Scenarios,
     targets: Targets,
 }
@@ -71,6 +73,7 @@ impl<'a> Context<'a> {
             queues: report.queues.map(Queues::new),
             cluster: report.cluster,
             console: report.console,
+            tracing: report.tracing,
             scenarios: Scenarios {
                 fanout: s.fanout.as_ref().map(|runs| Fanout {
                     hooks: scenarios::FANOUT,

@@ -108,6 +108,7 @@ impl Measured {
             scenarios: &self.scenarios,
             cluster: None,
             console: None,
+            tracing: None,
             run_time: self.run_time,
             others_cpu: self.others_cpu,
         }
@@ -565,4 +566,25 @@ fn a_full_run_keeps_the_console_section() {
     report.console = Some(&section);
     assert_eq!(report.markdown().unwrap(), placed);
     assert!(placed.find("## The console").unwrap() < placed.find("## Notes").unwrap());
+}
+
+/// A full run keeps the tracing section of the file it replaces (`bench tracing`'s figures,
+/// written by hand), and finds it again in what it wrote.
+#[test]
+fn a_full_run_keeps_the_tracing_section() {
+    let document = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/BENCHMARKS.md"
+    ))
+    .unwrap();
+    let section = super::TRACING
+        .extract(&document)
+        .expect("docs/BENCHMARKS.md's tracing section");
+    assert!(section.contains("## Tracing"), "{section}");
+    let measured = measured();
+    let mut report = measured.report();
+    assert_eq!(super::TRACING.extract(&report.markdown().unwrap()), None);
+    report.tracing = Some(section);
+    let written = report.markdown().unwrap();
+    assert_eq!(super::TRACING.extract(&written), Some(section));
 }

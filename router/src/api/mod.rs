@@ -59,6 +59,8 @@ pub struct AdminState {
     pub sender: Sender,
     /// Signs and checks portal links.
     pub portal: PortalKey,
+    /// Spans of dead-letter replays.
+    pub tracing: hookbus_runtime::telemetry::Tracing,
 }
 
 pub type Shared = Arc<AdminState>;

@@ -484,6 +484,7 @@ async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() 
         drain_deadline: Duration::from_secs(1),
         lease: Duration::from_secs(3),
         console: Default::default(),
+        telemetry: Default::default(),
         command: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -20,3 +20,4 @@ mod operations;
 mod reliability;
 mod retries;
 mod spine;
+mod tracing;

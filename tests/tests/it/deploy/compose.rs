@@ -288,3 +288,51 @@ fn dockerfile_builds_the_three_binaries_into_a_slim_non_root_image() {
     }
     assert_no_problems("deploy/Dockerfile", problems);
 }
+
+/// Every hookbus process exports its spans to the collector, which takes OTLP/HTTP there and
+/// sends them on to Jaeger, which takes OTLP (README.md, "Following one event").
+#[test]
+fn compose_sends_every_processs_traces_through_the_collector_to_jaeger() {
+    let compose = compose();
+    let services = compose_services(&compose);
+    let mut problems = Vec::new();
+    for bin in binaries() {
+        let service = services.get(bin.name.as_str()).expect("a hookbus service");
+        let endpoint = compose_env(service)
+            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .cloned();
+        if endpoint.as_deref() != Some("http://otel-collector:4318") {
+            problems.push(format!(
+                "services.{}: OTEL_EXPORTER_OTLP_ENDPOINT is {endpoint:?}",
+                bin.name
+            ));
+        }
+    }
+    let collector = yaml("otel/collector.yaml");
+    let http = str_at(
+        &collector,
+        &["receivers", "otlp", "protocols", "http", "endpoint"],
+    );
+    if http != Some("0.0.0.0:4318") {
+        problems.push(format!("the collector takes OTLP/HTTP on {http:?}"));
+    }
+    let sent_to = str_at(&collector, &["exporters", "otlp/jaeger", "endpoint"]);
+    if sent_to != Some("jaeger:4317") {
+        problems.push(format!("the collector sends traces to {sent_to:?}"));
+    }
+    let mounted = services
+        .get("otel-collector")
+        .map(compose_binds)
+        .unwrap_or_default();
+    if !mounted
+        .iter()
+        .any(|(source, _)| source == "./otel/collector.yaml")
+    {
+        problems.push("services.otel-collector does not mount otel/collector.yaml".into());
+    }
+    let jaeger = services.get("jaeger").map(compose_env).unwrap_or_default();
+    if jaeger.get("COLLECTOR_OTLP_ENABLED").map(String::as_str) != Some("true") {
+        problems.push("services.jaeger: COLLECTOR_OTLP_ENABLED must be true".into());
+    }
+    assert_no_problems("compose.yaml traces", problems);
+}

@@ -43,6 +43,7 @@ pub(super) const METRICS: &[(&str, Kind)] = &[
     (name::RETRY_TIER_MESSAGES, Gauge),
     (name::DEAD_LETTER_MESSAGES, Gauge),
     // every process
+    (name::TRACE_SPANS_DROPPED, Counter),
     ("hookbus_rabbitmq_connected", Gauge),
     ("hookbus_redis_connected", Gauge),
 ];
