@@ -55,13 +55,7 @@ impl ServiceProcess {
     /// are a handful of the 10 ms ticks of `/proc/<pid>/stat`. A service's threads live as
     /// long as it does, so none is missed for having ended.
     pub fn cpu_seconds(&self) -> Option<f64> {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid)).ok()?;
-        let mut ns = 0u64;
-        for task in tasks {
-            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-            ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
-        }
-        Some(ns as f64 / 1e9)
+        cpu_seconds(self.pid)
     }
 
     /// Its resident memory (`VmRSS`), in bytes.
@@ -82,4 +76,16 @@ impl ServiceProcess {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// CPU time process `pid` has used, all its live threads, in seconds (see
+/// [`ServiceProcess::cpu_seconds`]).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for task in tasks {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
 }

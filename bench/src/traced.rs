@@ -4,6 +4,11 @@
 //! collector that takes everything at once: what is measured is hookbus's side). The runs
 //! take turns between the three, each round starting with another, so that a machine
 //! shared with other work disturbs them alike; the table it prints goes into docs/BENCHMARKS.md ("Tracing").
+//!
+//! Throughput on a small shared machine varies between rounds by more than the cost being
+//! measured, so each run's CPU time is read too: this process's (which holds the pipeline,
+//! the load, the receiver and the sink) per event, which the machine's other work disturbs
+//! far less.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,6 +66,21 @@ struct Measured {
     publisher: hookbus_producer::Publisher,
     sdk: Vec<Throughput>,
     ingest: Vec<Throughput>,
+    /// CPU time of this process per event of each run, in microseconds.
+    sdk_cpu: Vec<f64>,
+    ingest_cpu: Vec<f64>,
+}
+
+/// This process's CPU time, in seconds.
+fn own_cpu() -> f64 {
+    crate::process::cpu_seconds(std::process::id()).unwrap_or(f64::NAN)
+}
+
+/// The median of `values`.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
 }
 
 pub async fn run(args: &Args) -> Result<()> {
@@ -93,6 +113,8 @@ pub async fn run(args: &Args) -> Result<()> {
             publisher,
             sdk: Vec::new(),
             ingest: Vec::new(),
+            sdk_cpu: Vec::new(),
+            ingest_cpu: Vec::new(),
         });
     }
     for round in 0..args.repeats as usize {
@@ -101,12 +123,19 @@ pub async fn run(args: &Args) -> Result<()> {
         let turn = (round..round + MODES.len()).map(|i| i % MODES.len());
         for i in turn {
             let (mode, m) = (&MODES[i], &mut measured[i]);
+            let before = own_cpu();
             let sdk = load::saturated(clock, &receiver, args.events, |f| publish(&m.publisher, f))
                 .await?;
+            let between = own_cpu();
             let http = load::saturated(clock, &receiver, args.ingest_events, |f| {
                 ingest(&m.pipeline, f)
             })
             .await?;
+            let after = own_cpu();
+            m.sdk_cpu
+                .push((between - before) * 1e6 / args.events as f64);
+            m.ingest_cpu
+                .push((after - between) * 1e6 / args.ingest_events as f64);
             println!(
                 "  round {}, tracing {}: SDK {sdk}; ingest {http}",
                 round + 1,
@@ -125,12 +154,19 @@ pub async fn run(args: &Args) -> Result<()> {
                 .unwrap_or(0.0);
         }
         m.pipeline.stop().await;
-        rows.push((mode.name, Runs::new(m.sdk), Runs::new(m.ingest), dropped));
+        let cpu = (median(&m.sdk_cpu), median(&m.ingest_cpu));
+        rows.push((
+            mode.name,
+            Runs::new(m.sdk),
+            Runs::new(m.ingest),
+            dropped,
+            cpu,
+        ));
     }
     let (sdk_off, ingest_off) = (rows[0].1.median(), rows[0].2.median());
     println!("\n| tracing | Rust SDK, msg/s (range) | cost | HTTP ingest, msg/s (range) | cost | spans dropped |");
     println!("|---|---|---|---|---|---|");
-    for (name, sdk, ingest, dropped) in &rows {
+    for (name, sdk, ingest, dropped, _) in &rows {
         let cost = |runs: &Runs, off: f64| format!("{:+.1} %", (1.0 - runs.median() / off) * 100.0);
         let range = |runs: &Runs| {
             let (low, high) = runs.range();
@@ -142,6 +178,17 @@ pub async fn run(args: &Args) -> Result<()> {
             cost(sdk, sdk_off),
             range(ingest),
             cost(ingest, ingest_off)
+        );
+    }
+    let (sdk_cpu_off, ingest_cpu_off) = rows[0].4;
+    println!("\n| tracing | CPU per event, Rust SDK | cost | CPU per event, HTTP ingest | cost |");
+    println!("|---|---|---|---|---|");
+    for (name, _, _, _, (sdk, ingest)) in &rows {
+        let cost = |cpu: f64, off: f64| format!("{:+.1} %", (cpu / off - 1.0) * 100.0);
+        println!(
+            "| {name} | {sdk:.0} µs | {} | {ingest:.0} µs | {} |",
+            cost(*sdk, sdk_cpu_off),
+            cost(*ingest, ingest_cpu_off)
         );
     }
     println!(
