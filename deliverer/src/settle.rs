@@ -25,7 +25,8 @@ use crate::DeliverCtx;
 /// retry or dead letter the broker refuses is tried again with [`Backoff::SETTLE`]'s waits;
 /// if it still fails, the delivery is parked with the reason (in its hook's dead letters,
 /// or `{p}.events.dead` when those are what fails) rather than handed back to its queue,
-/// where it would be attempted again at once, and again. Returns how it settled (the
+/// where it would be attempted again at once, and again; unless the connection itself is
+/// gone, when the broker redelivers it by itself. Returns how it settled (the
 /// metric's label, or `requeued`); what it publishes carries `context`.
 pub async fn settle(
     ctx: &DeliverCtx,
@@ -46,6 +47,13 @@ pub async fn settle(
             };
             ctx.metrics.deliveries.with_label_values(&[outcome]).inc();
             (outcome, msg.ack(BasicAckOptions::default()).await)
+        }
+        // The connection is gone (a broker node lost): the original cannot be acked and the
+        // broker hands it out again, so parking it would dead-letter a delivery that will be
+        // attempted anyway. Parking is for a broker that answers and refuses.
+        Err(err) if !publish.is_connected() => {
+            tracing::warn!(error = %err, event_id = %delivery.event.id, "connection lost while settling; the broker redelivers the delivery");
+            return "requeued";
         }
         Err(err) => match park_unsettled(ctx, publish, delivery, &decision, &err, context).await {
             Ok(()) => {

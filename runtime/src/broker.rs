@@ -388,6 +388,12 @@ pub struct Lent<'a> {
 }
 
 impl ConfirmPool {
+    /// Whether its connection is still up: when it is not, nothing consumed on it can be
+    /// settled any more, and the broker hands every unsettled message out again.
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
     pub async fn open(conn: Arc<Connection>, size: usize) -> lapin::Result<ConfirmPool> {
         let mut idle = Vec::with_capacity(size);
         for _ in 0..size.max(1) {
