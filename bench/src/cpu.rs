@@ -6,6 +6,9 @@
 /// The shared servers of the test setup, by command name.
 const SHARED: &[&str] = &["beam.smp", "redis-server"];
 
+/// `/proc`'s unit of CPU time (`USER_HZ`, 100 on every Linux the benchmark runs on).
+const SECONDS_PER_JIFFY: f64 = 0.01;
+
 /// The servers a measurement uses, besides this process.
 pub enum Servers {
     /// The shared RabbitMQ and Redis (every process of their commands).
@@ -56,6 +59,11 @@ impl CpuSample {
         let total = self.total.saturating_sub(start.total).max(1);
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         self.servers.saturating_sub(start.servers) as f64 / total as f64 * cpus as f64
+    }
+
+    /// The CPU time the servers used since `start`, in seconds.
+    pub fn servers_seconds_since(self, start: CpuSample) -> f64 {
+        self.servers.saturating_sub(start.servers) as f64 * SECONDS_PER_JIFFY
     }
 
     /// The share of the machine (0 to 1) that other processes used since `start`.

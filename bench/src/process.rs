@@ -81,10 +81,25 @@ impl ServiceProcess {
 /// CPU time process `pid` has used, all its live threads, in seconds (see
 /// [`ServiceProcess::cpu_seconds`]).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    threads_cpu_seconds(pid, |_| true)
+}
+
+/// CPU time the live threads of process `pid` named `name` have used, in seconds.
+pub fn named_threads_cpu_seconds(pid: u32, name: &str) -> Option<f64> {
+    threads_cpu_seconds(pid, |task| {
+        std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.trim_end() == name)
+    })
+}
+
+fn threads_cpu_seconds(pid: u32, keep: impl Fn(&std::path::Path) -> bool) -> Option<f64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut ns = 0u64;
     for task in tasks {
-        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        let task = task.ok()?.path();
+        if !keep(&task) {
+            continue;
+        }
+        let schedstat = std::fs::read_to_string(task.join("schedstat")).ok()?;
         ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(ns as f64 / 1e9)

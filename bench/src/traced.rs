@@ -6,9 +6,10 @@
 //! shared with other work disturbs them alike; the table it prints goes into docs/BENCHMARKS.md ("Tracing").
 //!
 //! Throughput on a small shared machine varies between rounds by more than the cost being
-//! measured, so each run's CPU time is read too: this process's (which holds the pipeline,
-//! the load, the receiver and the sink) per event, which the machine's other work disturbs
-//! far less.
+//! measured, so each run's CPU time per event is read too: this process's (it holds the
+//! pipelines, the load and the receiver) but for the sink's thread (a collector's work, not
+//! hookbus's), and of it what the services' export threads took (encoding and sending
+//! spans), which is tracing's alone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,10 +17,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use axum::routing::post;
-use hookbus_runtime::telemetry::TelemetryConfig;
+use hookbus_runtime::telemetry::{TelemetryConfig, EXPORT_THREAD};
 use hookbus_tests::pipeline::{metric, Servers};
 use hookbus_tests::Pipeline;
 
+use crate::cpu::{self, CpuSample};
 use crate::figures::{Runs, Throughput};
 use crate::load::{self, Clock};
 use crate::pipeline::{ingest, publish, subscribe};
@@ -36,10 +38,15 @@ pub struct Args {
     /// Runs of each kind per mode (figures quote the median).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     repeats: u64,
+    /// Measure only this mode (`off`, `1` or `100`, the percentage sampled): to profile
+    /// one, e.g. under `perf record` (its costs are then against itself: 0).
+    #[arg(long, value_parser = ["off", "1", "100"])]
+    only: Option<String>,
 }
 
 /// Tracing as one pipeline has it.
 struct Mode {
+    key: &'static str,
     name: &'static str,
     /// `None`: off.
     ratio: Option<f64>,
@@ -47,14 +54,17 @@ struct Mode {
 
 const MODES: [Mode; 3] = [
     Mode {
+        key: "off",
         name: "off",
         ratio: None,
     },
     Mode {
+        key: "1",
         name: "on, 1 % sampled",
         ratio: Some(0.01),
     },
     Mode {
+        key: "100",
         name: "on, 100 % sampled",
         ratio: Some(1.0),
     },
@@ -66,14 +76,25 @@ struct Measured {
     publisher: hookbus_producer::Publisher,
     sdk: Vec<Throughput>,
     ingest: Vec<Throughput>,
-    /// CPU time of this process per event of each run, in microseconds.
-    sdk_cpu: Vec<f64>,
-    ingest_cpu: Vec<f64>,
+    /// CPU time per event of each run.
+    sdk_cpu: Vec<Cpu>,
+    ingest_cpu: Vec<Cpu>,
 }
 
-/// This process's CPU time, in seconds.
-fn own_cpu() -> f64 {
-    crate::process::cpu_seconds(std::process::id()).unwrap_or(f64::NAN)
+/// One mode's figures, run by run in round order.
+struct Row {
+    name: &'static str,
+    sdk: Vec<Throughput>,
+    ingest: Vec<Throughput>,
+    dropped: f64,
+    sdk_cpu: Vec<Cpu>,
+    ingest_cpu: Vec<Cpu>,
+}
+
+/// The median over rounds of `cost(mode's, off's)`, each round's runs paired.
+fn paired(mode: &[f64], off: &[f64], cost: impl Fn(f64, f64) -> f64) -> f64 {
+    let costs: Vec<f64> = mode.iter().zip(off).map(|(&m, &o)| cost(m, o)).collect();
+    median(&costs)
 }
 
 /// The median of `values`.
@@ -88,8 +109,12 @@ pub async fn run(args: &Args) -> Result<()> {
     let receiver = Receiver::start(clock).await?;
     let sink = Sink::start().await?;
     let schedule = [Duration::from_secs(1)];
+    let modes: Vec<&Mode> = MODES
+        .iter()
+        .filter(|mode| args.only.as_deref().is_none_or(|key| key == mode.key))
+        .collect();
     let mut measured = Vec::new();
-    for mode in &MODES {
+    for mode in &modes {
         let telemetry = match mode.ratio {
             None => TelemetryConfig::default(),
             Some(ratio) => TelemetryConfig {
@@ -120,33 +145,31 @@ pub async fn run(args: &Args) -> Result<()> {
     for round in 0..args.repeats as usize {
         // Each round starts with another mode, so that none is always the one measured
         // right after the same neighbour.
-        let turn = (round..round + MODES.len()).map(|i| i % MODES.len());
+        let turn = (round..round + modes.len()).map(|i| i % modes.len());
         for i in turn {
-            let (mode, m) = (&MODES[i], &mut measured[i]);
-            let before = own_cpu();
+            let (mode, m) = (modes[i], &mut measured[i]);
+            let before = Reading::take();
             let sdk = load::saturated(clock, &receiver, args.events, |f| publish(&m.publisher, f))
                 .await?;
-            let between = own_cpu();
+            let between = Reading::take();
             let http = load::saturated(clock, &receiver, args.ingest_events, |f| {
                 ingest(&m.pipeline, f)
             })
             .await?;
-            let after = own_cpu();
-            m.sdk_cpu
-                .push((between - before) * 1e6 / args.events as f64);
-            m.ingest_cpu
-                .push((after - between) * 1e6 / args.ingest_events as f64);
+            let after = Reading::take();
+            m.sdk_cpu.push(between.since(&before, args.events));
+            m.ingest_cpu.push(after.since(&between, args.ingest_events));
             println!(
                 "  round {}, tracing {}: SDK {sdk}; ingest {http}",
                 round + 1,
-                mode.name
+                mode.name,
             );
             m.sdk.push(sdk);
             m.ingest.push(http);
         }
     }
     let mut rows = Vec::new();
-    for (mode, m) in MODES.iter().zip(measured) {
+    for (mode, m) in modes.iter().zip(measured) {
         let mut dropped = 0.0;
         for addr in m.pipeline.addrs() {
             dropped += metric(&m.pipeline.http, addr, "hookbus_trace_spans_dropped_total")
@@ -154,45 +177,69 @@ pub async fn run(args: &Args) -> Result<()> {
                 .unwrap_or(0.0);
         }
         m.pipeline.stop().await;
-        let cpu = (median(&m.sdk_cpu), median(&m.ingest_cpu));
-        rows.push((
-            mode.name,
-            Runs::new(m.sdk),
-            Runs::new(m.ingest),
+        rows.push(Row {
+            name: mode.name,
+            sdk: m.sdk,
+            ingest: m.ingest,
             dropped,
-            cpu,
-        ));
+            sdk_cpu: m.sdk_cpu,
+            ingest_cpu: m.ingest_cpu,
+        });
     }
-    let (sdk_off, ingest_off) = (rows[0].1.median(), rows[0].2.median());
+    // Costs are the median of each round's against the round's `off` run, which ran beside
+    // it: the machine's pace drifts between rounds by more than the cost.
+    let off = &rows[0];
+    let rate = |runs: &[Throughput]| runs.iter().map(Throughput::per_sec).collect::<Vec<_>>();
+    let machine = |cpu: &[Cpu]| cpu.iter().map(|c| c.own + c.servers).collect::<Vec<_>>();
     println!("\n| tracing | Rust SDK, msg/s (range) | cost | HTTP ingest, msg/s (range) | cost | spans dropped |");
     println!("|---|---|---|---|---|---|");
-    for (name, sdk, ingest, dropped, _) in &rows {
-        let cost = |runs: &Runs, off: f64| format!("{:+.1} %", (1.0 - runs.median() / off) * 100.0);
-        let range = |runs: &Runs| {
+    for row in &rows {
+        let cells = |runs: &[Throughput], off: &[Throughput]| {
+            let cost = paired(&rate(runs), &rate(off), |mode, off| 1.0 - mode / off);
+            let runs = Runs::new(runs.to_vec());
             let (low, high) = runs.range();
-            format!("{:.0} ({low:.0}–{high:.0})", runs.median())
+            format!(
+                "{:.0} ({low:.0}–{high:.0}) | {:+.1} %",
+                runs.median(),
+                cost * 100.0
+            )
         };
         println!(
-            "| {name} | {} | {} | {} | {} | {dropped:.0} |",
-            range(sdk),
-            cost(sdk, sdk_off),
-            range(ingest),
-            cost(ingest, ingest_off)
+            "| {} | {} | {} | {:.0} |",
+            row.name,
+            cells(&row.sdk, &off.sdk),
+            cells(&row.ingest, &off.ingest),
+            row.dropped
         );
     }
-    let (sdk_cpu_off, ingest_cpu_off) = rows[0].4;
-    println!("\n| tracing | CPU per event, Rust SDK | cost | CPU per event, HTTP ingest | cost |");
-    println!("|---|---|---|---|---|");
-    for (name, _, _, _, (sdk, ingest)) in &rows {
-        let cost = |cpu: f64, off: f64| format!("{:+.1} %", (cpu / off - 1.0) * 100.0);
+    println!("\n| tracing | CPU per event, Rust SDK: hookbus (range) | export | servers | cost | CPU per event, HTTP ingest: hookbus (range) | export | servers | cost |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        // The cost is in the machine's CPU per event (this process's and the servers'): on
+        // a machine the pipeline saturates, that is what throughput is the inverse of.
+        let cells = |cpu: &[Cpu], off: &[Cpu]| {
+            let of = |f: fn(&Cpu) -> f64| median(&cpu.iter().map(f).collect::<Vec<_>>());
+            let (low, high) = cpu.iter().fold((f64::INFINITY, 0.0f64), |(l, h), c| {
+                (l.min(c.own), h.max(c.own))
+            });
+            let cost = paired(&machine(cpu), &machine(off), |mode, off| mode / off - 1.0);
+            format!(
+                "{:.0} µs ({low:.0}–{high:.0}) | {:.1} µs | {:.0} µs | {:+.1} %",
+                of(|c| c.own),
+                of(|c| c.export),
+                of(|c| c.servers),
+                cost * 100.0,
+            )
+        };
         println!(
-            "| {name} | {sdk:.0} µs | {} | {ingest:.0} µs | {} |",
-            cost(*sdk, sdk_cpu_off),
-            cost(*ingest, ingest_cpu_off)
+            "| {} | {} | {} |",
+            row.name,
+            cells(&row.sdk_cpu, &off.sdk_cpu),
+            cells(&row.ingest_cpu, &off.ingest_cpu)
         );
     }
     println!(
-        "\n{} OTLP requests, {:.1} MiB, reached the sink; {} + {} events per mode, {} rounds",
+        "\n{} OTLP requests, {:.1} MiB, reached the sink; {} + {} events per mode and round, {} rounds",
         sink.requests.load(Ordering::Relaxed),
         sink.bytes.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0),
         args.events,
@@ -202,12 +249,16 @@ pub async fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// An OTLP/HTTP endpoint that takes every export and counts it, decoding nothing.
+/// An OTLP/HTTP endpoint that takes every export and counts it, decoding nothing. It runs
+/// on a thread of its own, [`SINK_THREAD`], so that its CPU time, a collector's and not
+/// hookbus's, can be told apart from the rest of this process's.
 struct Sink {
     endpoint: String,
     requests: Arc<AtomicU64>,
     bytes: Arc<AtomicU64>,
 }
+
+const SINK_THREAD: &str = "otlp-sink";
 
 impl Sink {
     async fn start() -> Result<Sink> {
@@ -221,15 +272,70 @@ impl Sink {
                 async {}
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let endpoint = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        // Serves until the bench's process ends.
+        std::thread::Builder::new()
+            .name(SINK_THREAD.into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    axum::serve(listener, app).await
+                })
+            })?;
         Ok(Sink {
             endpoint,
             requests,
             bytes,
         })
+    }
+}
+
+/// CPU time per event of one run, in microseconds: this process's but the sink's thread
+/// (the pipeline's services, the load, the receiver), of it the export threads', and the
+/// servers' (RabbitMQ, Redis), whose share of the machine the pipeline competes for.
+#[derive(Clone, Copy, Debug)]
+struct Cpu {
+    own: f64,
+    export: f64,
+    servers: f64,
+}
+
+/// The counters a [`Cpu`] is the difference of.
+struct Reading {
+    own: f64,
+    export: f64,
+    servers: Option<CpuSample>,
+}
+
+impl Reading {
+    fn take() -> Reading {
+        let pid = std::process::id();
+        let named = |name| crate::process::named_threads_cpu_seconds(pid, name);
+        Reading {
+            own: crate::process::cpu_seconds(pid)
+                .zip(named(SINK_THREAD))
+                .map_or(f64::NAN, |(all, sink)| all - sink),
+            export: named(EXPORT_THREAD).unwrap_or(f64::NAN),
+            servers: CpuSample::take(&cpu::Servers::Shared),
+        }
+    }
+
+    /// What was used since `before`, per event of the `events` of the run.
+    fn since(&self, before: &Reading, events: usize) -> Cpu {
+        let per_event = |seconds: f64| seconds * 1e6 / events as f64;
+        let servers = self
+            .servers
+            .zip(before.servers)
+            .map_or(f64::NAN, |(now, then)| now.servers_seconds_since(then));
+        Cpu {
+            own: per_event(self.own - before.own),
+            export: per_event(self.export - before.export),
+            servers: per_event(servers),
+        }
     }
 }

@@ -52,12 +52,15 @@ pub async fn process(ctx: &DeliverCtx, publish: &ConfirmPool, hook: &HookId, msg
     let age = (now_ms() - delivery.event.accepted_at_ms).max(0) as u64;
     ctx.pickups.record(hook, Duration::from_millis(age));
     let parent = TraceParent::of_message(&msg.properties);
-    let mut attributes = telemetry::event_attributes(&delivery.event);
-    attributes.push(KeyValue::new(telemetry::HOOK_ID, hook.to_string()));
-    attributes.push(KeyValue::new(
-        telemetry::ATTEMPT,
-        i64::from(delivery.attempts + 1),
-    ));
+    let attributes = || {
+        let mut attributes = telemetry::event_attributes(&delivery.event);
+        attributes.push(KeyValue::new(telemetry::HOOK_ID, hook.to_string()));
+        attributes.push(KeyValue::new(
+            telemetry::ATTEMPT,
+            i64::from(delivery.attempts + 1),
+        ));
+        attributes
+    };
     let mut trace = ctx.tracing.start(
         "hookbus.attempt",
         SpanKind::Client,

@@ -239,7 +239,7 @@ async fn ingest(
         "hookbus.ingest",
         SpanKind::Server,
         trace_parent(&headers).as_ref(),
-        vec![KeyValue::new("http.route", endpoint.path())],
+        || vec![KeyValue::new("http.route", endpoint.path())],
     );
     let admitted = admit(&state, endpoint, &headers, body).await;
     let (plan, lease) = match admitted {
@@ -439,9 +439,10 @@ impl IngestState {
     }
 
     fn publish_span(&self, event: &Event, context: Option<&TraceParent>) -> Step {
-        let attributes = telemetry::event_attributes(event);
         self.tracing
-            .start("hookbus.publish", SpanKind::Producer, context, attributes)
+            .start("hookbus.publish", SpanKind::Producer, context, || {
+                telemetry::event_attributes(event)
+            })
     }
 
     /// Records the answer under the key, or gives the key up if publishing failed for sure.

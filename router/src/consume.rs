@@ -164,14 +164,15 @@ async fn session(
 
 async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
     let parent = TraceParent::of_message(&msg.properties);
-    let mut span = ctx
-        .tracing
-        .start("hookbus.route", SpanKind::Consumer, parent.as_ref(), vec![]);
+    let mut span = ctx.tracing.start(
+        "hookbus.route",
+        SpanKind::Consumer,
+        parent.as_ref(),
+        Vec::new,
+    );
     let result = match Event::decode(&msg.data) {
         Ok(event) => {
-            for attribute in telemetry::event_attributes(&event) {
-                span.set(attribute);
-            }
+            span.set_all(|| telemetry::event_attributes(&event));
             span.event("decoded");
             route(publish, ctx, &event, &mut span).await
         }

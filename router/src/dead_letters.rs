@@ -207,13 +207,16 @@ async fn pass_through(
             }
             Some(target) => {
                 let parent = TraceParent::of_message(&msg.delivery.properties);
-                let mut attributes = telemetry::event_attributes(target.event());
-                if let Target::Hook(delivery) = &target {
-                    attributes.push(KeyValue::new(
-                        telemetry::HOOK_ID,
-                        delivery.hook_id.to_string(),
-                    ));
-                }
+                let attributes = || {
+                    let mut attributes = telemetry::event_attributes(target.event());
+                    if let Target::Hook(delivery) = &target {
+                        attributes.push(KeyValue::new(
+                            telemetry::HOOK_ID,
+                            delivery.hook_id.to_string(),
+                        ));
+                    }
+                    attributes
+                };
                 let span = tracing.start(
                     "hookbus.replay",
                     SpanKind::Producer,

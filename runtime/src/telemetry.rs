@@ -8,7 +8,8 @@
 //! after startup.
 //!
 //! Export never slows or fails a delivery: a finished span is put on a bounded queue without
-//! waiting ([`Exporting`]), one task sends batches from it, and a span that finds the queue
+//! waiting ([`Exporting`]), one task on a thread of its own ([`EXPORT_THREAD`]) encodes and
+//! sends batches from it, and a span that finds the queue
 //! full, or whose batch the collector did not take, is dropped and counted in
 //! `hookbus_trace_spans_dropped_total` (the SDK's own batch processor neither counts its drops
 //! where a metric can read them nor runs the async HTTP client on the service's runtime).
@@ -25,8 +26,7 @@ use opentelemetry_sdk::trace::{
 };
 use opentelemetry_sdk::Resource;
 use prometheus::IntCounterVec;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 
 pub use opentelemetry::trace::SpanKind;
 pub use opentelemetry::KeyValue;
@@ -158,8 +158,15 @@ fn parse_sampler(s: &str) -> Result<String, String> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the OTLP exporter: {0}")]
-pub struct TelemetryError(#[from] opentelemetry_otlp::ExporterBuildError);
+pub enum TelemetryError {
+    #[error("the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("the OTLP export thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The name of the thread each exporting process sends its spans from.
+pub const EXPORT_THREAD: &str = "hookbus-otlp";
 
 /// A batch is sent when it has this many spans, or [`EXPORT_INTERVAL`] after its first.
 const MAX_BATCH: usize = 512;
@@ -173,7 +180,11 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 /// task, which [`Telemetry::shutdown`] lets send what is queued.
 pub struct Telemetry {
     pub tracing: Tracing,
-    exporting: Option<(SdkTracerProvider, mpsc::Sender<Flush>, JoinHandle<()>)>,
+    exporting: Option<(
+        SdkTracerProvider,
+        mpsc::Sender<Flush>,
+        oneshot::Receiver<()>,
+    )>,
 }
 
 /// Asks the export task to send what is queued and stop.
@@ -213,7 +224,19 @@ impl Telemetry {
         exporter.set_resource(&resource);
         let (queue, spans) = mpsc::channel(config.queue.max(1));
         let (flush, flushes) = mpsc::channel(1);
-        let task = tokio::spawn(export(spans, flushes, exporter, dropped.clone()));
+        let (done, finished) = oneshot::channel();
+        // A thread of its own: encoding a batch takes milliseconds of CPU, which on the
+        // service's runtime would hold up the deliveries of the worker it ran on.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let task = export(spans, flushes, exporter, dropped.clone());
+        std::thread::Builder::new()
+            .name(EXPORT_THREAD.into())
+            .spawn(move || {
+                runtime.block_on(task);
+                let _ = done.send(());
+            })?;
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_sampler(config.sampler())
@@ -225,17 +248,17 @@ impl Telemetry {
             tracing: Tracing {
                 tracer: Some(tracer),
             },
-            exporting: Some((provider, flush, task)),
+            exporting: Some((provider, flush, finished)),
         })
     }
 
     /// Sends the spans still queued (within [`FLUSH_LIMIT`]) and stops exporting.
     pub async fn shutdown(self) {
-        let Some((provider, flush, task)) = self.exporting else {
+        let Some((provider, flush, finished)) = self.exporting else {
             return;
         };
         let _ = flush.send(Flush).await;
-        if tokio::time::timeout(FLUSH_LIMIT, task).await.is_err() {
+        if tokio::time::timeout(FLUSH_LIMIT, finished).await.is_err() {
             tracing::warn!("the last spans were not exported in time");
         }
         drop(provider);
@@ -343,13 +366,14 @@ impl Tracing {
     }
 
     /// A span named `name` under `parent` (a request's or a message's context; a new trace
-    /// without one).
+    /// without one). Its `attributes` are made only if the span is recorded: most are not
+    /// when sampling, and every event starts a span at every hop.
     pub fn start(
         &self,
         name: &'static str,
         kind: SpanKind,
         parent: Option<&TraceParent>,
-        attributes: Vec<KeyValue>,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Step {
         let span = self.tracer.as_ref().map(|tracer| {
             let cx = match parent {
@@ -359,13 +383,14 @@ impl Tracing {
             tracer
                 .span_builder(name)
                 .with_kind(kind)
-                .with_attributes(attributes)
                 .start_with_context(tracer, &cx)
         });
-        Step {
+        let mut step = Step {
             span,
             parent: parent.cloned(),
-        }
+        };
+        step.set_all(attributes);
+        step
     }
 }
 
@@ -379,8 +404,16 @@ pub struct Step {
 impl Step {
     /// Marks a point in the step (`published`, `confirmed`, `sent`...).
     pub fn event(&mut self, name: &'static str) {
-        if let Some(span) = &mut self.span {
+        // Checked here: the API reads the clock before it asks whether the span records.
+        if let Some(span) = self.span.as_mut().filter(|span| span.is_recording()) {
             span.add_event(name, Vec::new());
+        }
+    }
+
+    /// Sets `attributes`, made only if the span is recorded.
+    pub fn set_all(&mut self, attributes: impl FnOnce() -> Vec<KeyValue>) {
+        if let Some(span) = self.span.as_mut().filter(|span| span.is_recording()) {
+            span.set_attributes(attributes());
         }
     }
 
