@@ -1,9 +1,13 @@
 //! Which hook queues this deliverer consumes, kept in step with the hook configuration.
 //!
 //! Every enabled hook's queue gets a consumer on one shared channel, which runs at most the
-//! per-hook limit of deliveries at once, with a prefetch of twice that: a slow endpoint
-//! holds at most that many messages of this process, so it cannot take the other hooks'
-//! capacity. A new hook is picked up within the cache's refresh period, without a restart;
+//! per-hook limit of deliveries at once, with a prefetch of an equal share of the process's
+//! limit (`HOOKBUS_DELIVERER_PREFETCH`), capped at twice the per-hook limit: a slow endpoint
+//! holds at most its share of this process's messages, so it cannot take the other hooks'
+//! capacity, and a backlog in thousands of hooks cannot fill the process's memory (a
+//! channel-wide prefetch would be simpler, but quorum queues refuse it). Shares shrink as
+//! hooks are added: a consumer holding more than the current share is started again with
+//! it. A new hook is picked up within the cache's refresh period, without a restart;
 //! a disabled or deleted hook's consumer is cancelled (its backlog waits in its queue). Any
 //! number of deliverers may consume the same queues: RabbitMQ spreads the messages between
 //! them.
@@ -51,8 +55,33 @@ pub async fn supervise(
 struct Running {
     consume: Channel,
     publish: Arc<ConfirmPool>,
-    consumers: HashMap<HookId, JoinHandle<()>>,
+    consumers: HashMap<HookId, Consuming>,
+    /// Consumers cancelled to be started again with a smaller share, finishing the
+    /// deliveries they hold.
+    retiring: Vec<JoinHandle<()>>,
+    /// The prefetch the channel gives the consumers started next.
+    qos: Option<u16>,
+    /// Makes each consumer tag unique: a hook's restarted consumer must not take the tag of
+    /// the one still finishing.
+    started: u64,
     over: CancellationToken,
+}
+
+/// One hook's consumer.
+struct Consuming {
+    tag: String,
+    prefetch: u16,
+    task: JoinHandle<()>,
+}
+
+/// Each hook consumer's prefetch: an equal share of the process's `prefetch` among `hooks`,
+/// at least 1 (a consumer with none takes nothing) and at most twice the per-hook limit of
+/// deliveries at once: while that many are under way the next ones are already here, so a
+/// finished delivery's slot does not wait for an ack to reach the broker and a new message
+/// to come back.
+pub fn hook_prefetch(prefetch: usize, hooks: usize, per_hook_in_flight: u16) -> u16 {
+    let share = u16::try_from(prefetch / hooks.max(1)).unwrap_or(u16::MAX);
+    share.clamp(1, per_hook_in_flight.saturating_mul(2).max(1))
 }
 
 /// Confirm channels for settling (retries and dead letters), each lent to one settle at a
@@ -77,20 +106,13 @@ async fn session(
             .await?;
     }
     let consume = conn.create_channel().await?;
-    // global = false: the prefetch applies to each consumer, i.e. to each hook. Twice the
-    // per-hook limit: while `per_hook_in_flight` deliveries are under way, the next ones
-    // are already here, so a finished delivery's slot does not wait for an ack to reach the
-    // broker and a new message to come back.
-    consume
-        .basic_qos(
-            ctx.per_hook_in_flight.saturating_mul(2),
-            BasicQosOptions { global: false },
-        )
-        .await?;
     let mut running = Running {
         consume,
         publish,
         consumers: HashMap::new(),
+        retiring: Vec::new(),
+        qos: None,
+        started: 0,
         over: shutdown.child_token(),
     };
     let mut changes = ctx.cache.subscribe();
@@ -126,36 +148,61 @@ async fn session(
 }
 
 /// Starts consumers for enabled hooks that have none, cancels those of hooks that are gone
-/// or disabled, and restarts consumers that ended.
+/// or disabled, starts again those holding more than the current share, and restarts
+/// consumers that ended.
 async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), SessionError> {
     let snapshot = ctx.cache.snapshot();
-    running.consumers.retain(|_, task| !task.is_finished());
-    let unwanted: Vec<HookId> = running
+    running.consumers.retain(|_, c| !c.task.is_finished());
+    running.retiring.retain(|task| !task.is_finished());
+    let share = hook_prefetch(
+        ctx.prefetch,
+        snapshot.hooks().filter(|h| h.enabled).count(),
+        ctx.per_hook_in_flight,
+    );
+    let stopping: Vec<HookId> = running
         .consumers
-        .keys()
-        .filter(|id| !snapshot.get(id).is_some_and(|h| h.enabled))
-        .cloned()
+        .iter()
+        .filter(|(id, c)| !snapshot.get(id).is_some_and(|h| h.enabled) || c.prefetch > share)
+        .map(|(id, _)| id.clone())
         .collect();
-    for id in unwanted {
+    for id in stopping {
+        let Some(consuming) = running.consumers.remove(&id) else {
+            continue;
+        };
         running
             .consume
-            .basic_cancel(id.as_str().into(), BasicCancelOptions::default())
+            .basic_cancel(consuming.tag.as_str().into(), BasicCancelOptions::default())
             .await?;
-        running.consumers.remove(&id);
-        tracing::info!(hook_id = %id, "stopped consuming a disabled or deleted hook");
+        if snapshot.get(&id).is_some_and(|h| h.enabled) {
+            // Started again below with the smaller share; meanwhile the old consumer
+            // finishes the deliveries it holds.
+            running.retiring.push(consuming.task);
+        } else {
+            tracing::info!(hook_id = %id, "stopped consuming a disabled or deleted hook");
+        }
     }
     for hook in snapshot.hooks().filter(|h| h.enabled) {
         if running.consumers.contains_key(&hook.id) {
             continue;
         }
+        if running.qos != Some(share) {
+            // global = false: the prefetch applies to each consumer started after it.
+            running
+                .consume
+                .basic_qos(share, BasicQosOptions { global: false })
+                .await?;
+            running.qos = Some(share);
+        }
         ctx.topology
             .declare_hook(&running.consume, &hook.id)
             .await?;
+        running.started += 1;
+        let tag = format!("{}#{}", hook.id, running.started);
         let consumer = running
             .consume
             .basic_consume(
                 ctx.topology.hook_queue(&hook.id).into(),
-                hook.id.as_str().into(),
+                tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
@@ -167,7 +214,12 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
             consumer,
             running.over.clone(),
         ));
-        running.consumers.insert(hook.id.clone(), task);
+        let consuming = Consuming {
+            tag,
+            prefetch: share,
+            task,
+        };
+        running.consumers.insert(hook.id.clone(), consuming);
     }
     ctx.metrics.consumers.set(running.consumers.len() as i64);
     Ok(())
@@ -199,13 +251,18 @@ async fn consume_hook(
 /// prefetched but not started, and what the deadline cut, returns to the queues unacked
 /// when the channels close (to be delivered again: at least once).
 async fn drain(running: Running, deadline: Duration) {
-    for id in running.consumers.keys() {
+    for consuming in running.consumers.values() {
         let _ = running
             .consume
-            .basic_cancel(id.as_str().into(), BasicCancelOptions::default())
+            .basic_cancel(consuming.tag.as_str().into(), BasicCancelOptions::default())
             .await;
     }
-    let mut tasks: Vec<JoinHandle<()>> = running.consumers.into_values().collect();
+    let mut tasks: Vec<JoinHandle<()>> = running
+        .consumers
+        .into_values()
+        .map(|c| c.task)
+        .chain(running.retiring)
+        .collect();
     let finished =
         tokio::time::timeout(deadline, futures::future::join_all(tasks.iter_mut())).await;
     if finished.is_err() {
@@ -217,4 +274,25 @@ async fn drain(running: Running, deadline: Duration) {
     }
     let _ = running.consume.close(200, "draining".into()).await;
     running.publish.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hook_prefetch;
+
+    #[test]
+    fn each_hook_gets_an_equal_share_of_the_prefetch_within_its_bounds() {
+        // Few hooks: twice the per-hook limit, not more.
+        assert_eq!(hook_prefetch(2048, 1, 64), 128);
+        assert_eq!(hook_prefetch(2048, 16, 64), 128);
+        // Many: an equal share, the total within the limit.
+        assert_eq!(hook_prefetch(2048, 20, 64), 102);
+        assert_eq!(hook_prefetch(2048, 2000, 64), 1);
+        assert_eq!(hook_prefetch(40, 20, 64), 2);
+        // More hooks than the limit: one each, so that every hook is still delivered.
+        assert_eq!(hook_prefetch(2048, 10_000, 64), 1);
+        // No hook yet; a limit larger than AMQP's field.
+        assert_eq!(hook_prefetch(2048, 0, 64), 128);
+        assert_eq!(hook_prefetch(usize::MAX, 1, u16::MAX), u16::MAX);
+    }
 }

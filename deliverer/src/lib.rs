@@ -65,6 +65,12 @@ pub struct Config {
     /// hang take all of it.
     #[arg(long, env = "HOOKBUS_DELIVERER_IN_FLIGHT", default_value_t = 1024)]
     pub in_flight: usize,
+    /// Deliveries this process holds from the broker at most, all hooks together (under
+    /// way, or waiting for a slot): each hook's consumer gets an equal share, at least 1 and
+    /// at most twice `HOOKBUS_HOOK_IN_FLIGHT`, so that a backlog in thousands of hooks
+    /// cannot fill the process's memory.
+    #[arg(long, env = "HOOKBUS_DELIVERER_PREFETCH", default_value_t = 2048)]
+    pub prefetch: usize,
     /// On shutdown, how long deliveries under way may take to finish.
     #[arg(long, env = "HOOKBUS_DRAIN_DEADLINE", default_value = "30s", value_parser = parse_duration)]
     pub drain_deadline: Duration,
@@ -96,6 +102,8 @@ pub struct DeliverCtx {
     pub policy: RetryPolicy,
     pub per_hook_in_flight: u16,
     pub in_flight: Semaphore,
+    /// Messages held from the broker at most, all hooks together.
+    pub prefetch: usize,
     pub metrics: metrics::Metrics,
     pub journal: journal::Journal,
     pub pickups: depths::Pickups,
@@ -155,6 +163,7 @@ pub async fn run(
         policy: RetryPolicy::new(config.retry_schedule),
         per_hook_in_flight: config.hook_in_flight.max(1),
         in_flight: Semaphore::new(config.in_flight.max(1)),
+        prefetch: config.prefetch.max(1),
         metrics: metrics.clone(),
         journal,
         pickups: depths::Pickups::default(),

@@ -96,6 +96,7 @@ pub fn deliverer_config_on(
         attempt_timeout: Duration::from_secs(2),
         hook_in_flight: 64,
         in_flight: 1024,
+        prefetch: 2048,
         max_response_bytes: 64 * 1024,
         drain_deadline: Duration::from_secs(10),
         per_hook_metrics: 100,

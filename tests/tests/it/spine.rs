@@ -159,6 +159,80 @@ async fn a_slow_endpoint_does_not_delay_another_hook() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deliverer_holds_at_most_its_prefetch_across_all_hooks() {
+    // 20 hooks whose endpoint hangs, 10 deliveries each: a deliverer allowed 40 messages
+    // takes 2 of each hook's (its equal share), not the 10 a per-hook prefetch would let it
+    // pull from every hook (after an outage, thousands of hooks times 128).
+    let mut p = Pipeline::start_with("prefetch", &[Duration::from_secs(60)], 0).await;
+    let hanging = Receiver::start().await;
+    hanging.set_delay(Duration::from_secs(60));
+    let mut queues = Vec::new();
+    for i in 0..20 {
+        let hook = p
+            .create_hook(&["PostSignIn"], &hanging.url(&format!("h/{i}")))
+            .await;
+        queues.push(p.topology().hook_queue(&pipeline::hook_id(&hook)));
+    }
+    p.wait_hooks(20).await;
+    let mut config = pipeline::deliverer_config(&p.prefix, &[Duration::from_secs(60)]);
+    config.prefetch = 40;
+    config.attempt_timeout = Duration::from_secs(60);
+    config.drain_deadline = Duration::from_millis(500);
+    p.deliverers.push(pipeline::start_deliverer(config).await);
+    for _ in 0..10 {
+        assert_eq!(p.ingest(json!({"event": "PostSignIn"})).await.0, 202);
+    }
+    eventually(
+        "the deliverer to hold its share of every hook",
+        WAIT,
+        async || {
+            let held = held(&queues, 200).await;
+            check(held, |held| *held == 40)
+        },
+    )
+    .await;
+    for _ in 0..20 {
+        let started = hanging.received().len();
+        assert!(started <= 40, "{started} deliveries under way");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(held(&queues, 200).await, 40, "no more taken while all hang");
+
+    // 20 hooks more: the share falls to 1, and the first 20 consumers are started again with
+    // it. Their old consumers keep the 2 deliveries each they hold until those end (here,
+    // never: the endpoint hangs); without the restart the first 20 would go on taking 2.
+    for i in 20..40 {
+        let hook = p
+            .create_hook(&["PostSignIn"], &hanging.url(&format!("h/{i}")))
+            .await;
+        queues.push(p.topology().hook_queue(&pipeline::hook_id(&hook)));
+    }
+    p.wait_hooks(40).await;
+    for _ in 0..10 {
+        assert_eq!(p.ingest(json!({"event": "PostSignIn"})).await.0, 202);
+    }
+    eventually(
+        "the deliverer to take a share of 1 of every hook",
+        WAIT,
+        async || {
+            let held = held(&queues, 600).await;
+            check(held, |held| *held == 40 + 40)
+        },
+    )
+    .await;
+    p.stop().await;
+}
+
+/// Deliveries taken from `queues` (ready no more), of the `published` they were given.
+async fn held(queues: &[String], published: u32) -> u32 {
+    let mut ready = 0;
+    for queue in queues {
+        ready += queue_depth(queue).await.unwrap_or(0);
+    }
+    published - ready
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_refusals_answer_as_documented_and_publish_nothing() {
     let prefix = pipeline::unique_prefix("ingest");
     let mut cleanup = Cleanup::new(&prefix, &[]);
