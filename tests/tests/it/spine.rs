@@ -167,21 +167,13 @@ async fn a_deliverer_holds_at_most_its_prefetch_across_all_hooks() {
     let hanging = Receiver::start().await;
     hanging.set_delay(Duration::from_secs(60));
     let mut queues = Vec::new();
-    for i in 0..20 {
-        let hook = p
-            .create_hook(&["PostSignIn"], &hanging.url(&format!("h/{i}")))
-            .await;
-        queues.push(p.topology().hook_queue(&pipeline::hook_id(&hook)));
-    }
-    p.wait_hooks(20).await;
+    add_hooks(&p, &hanging, 0..20, &mut queues).await;
     let mut config = pipeline::deliverer_config(&p.prefix, &[Duration::from_secs(60)]);
     config.prefetch = 40;
     config.attempt_timeout = Duration::from_secs(60);
     config.drain_deadline = Duration::from_millis(500);
     p.deliverers.push(pipeline::start_deliverer(config).await);
-    for _ in 0..10 {
-        assert_eq!(p.ingest(json!({"event": "PostSignIn"})).await.0, 202);
-    }
+    ingest_sign_ins(&p, 10).await;
     eventually(
         "the deliverer to hold its share of every hook",
         WAIT,
@@ -201,13 +193,7 @@ async fn a_deliverer_holds_at_most_its_prefetch_across_all_hooks() {
     // 20 hooks more: the share falls to 1, and the first 20 consumers are started again with
     // it. Their old consumers keep the 2 deliveries each they hold until those end (here,
     // never: the endpoint hangs); without the restart the first 20 would go on taking 2.
-    for i in 20..40 {
-        let hook = p
-            .create_hook(&["PostSignIn"], &hanging.url(&format!("h/{i}")))
-            .await;
-        queues.push(p.topology().hook_queue(&pipeline::hook_id(&hook)));
-    }
-    p.wait_hooks(40).await;
+    add_hooks(&p, &hanging, 20..40, &mut queues).await;
     for _ in 0..10 {
         assert_eq!(p.ingest(json!({"event": "PostSignIn"})).await.0, 202);
     }
@@ -221,6 +207,28 @@ async fn a_deliverer_holds_at_most_its_prefetch_across_all_hooks() {
     )
     .await;
     p.stop().await;
+}
+
+/// Hooks `numbers` for `PostSignIn` at `receiver`, their queues added to `queues`.
+async fn add_hooks(
+    p: &Pipeline,
+    receiver: &Receiver,
+    numbers: std::ops::Range<usize>,
+    queues: &mut Vec<String>,
+) {
+    for i in numbers.clone() {
+        let hook = p
+            .create_hook(&["PostSignIn"], &receiver.url(&format!("h/{i}")))
+            .await;
+        queues.push(p.topology().hook_queue(&pipeline::hook_id(&hook)));
+    }
+    p.wait_hooks(numbers.end).await;
+}
+
+async fn ingest_sign_ins(p: &Pipeline, n: usize) {
+    for _ in 0..n {
+        assert_eq!(p.ingest(json!({"event": "PostSignIn"})).await.0, 202);
+    }
 }
 
 /// Deliveries taken from `queues` (ready no more), of the `published` they were given.
