@@ -36,7 +36,20 @@ ensure_rabbitmq() {
   answers 5672 && return 0
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
   echo "services: starting RabbitMQ"
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+  # RabbitMQ 3.10 counts sockets and queue files against its descriptor limit; at Debian's
+  # default of 1024 it stops accepting connections once about 2,000 hooks' queues hold
+  # deliveries (docs/BENCHMARKS.md, "A backlog in many hooks"). Its production checklist
+  # asks for 65,536: raise the limit as far as this machine allows. As root, Debian's
+  # wrapper starts the node through su, which resets the limit, so raise it after su.
+  local nofile
+  nofile=$(ulimit -Hn)
+  { [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; } && nofile=65536
+  if [ "$(id -u)" -eq 0 ] && [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    (cd /var/lib/rabbitmq && su rabbitmq -s /bin/sh -c \
+      "ulimit -n $nofile; /usr/lib/rabbitmq/bin/rabbitmq-server -detached") >/dev/null 2>&1 || true
+  else
+    (ulimit -n "$nofile"; rabbitmq-server -detached) >/dev/null 2>&1 || true
+  fi
   wait_for RabbitMQ 5672
 }
 

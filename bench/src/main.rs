@@ -17,9 +17,11 @@
 //! - [`chaos`]: `bench chaos`, the soak under faults (`docs/RELIABILITY.md`).
 //! - [`console`]: `bench console`, the console's API answers at 10,000 hooks.
 //! - [`traced`]: `bench tracing`, throughput with tracing off, at 1 % and at 100 % sampling.
+//! - [`backlog`]: `bench backlog`, a deliverer's memory against a backlog in many hooks.
 
 mod alloc;
 mod amqp;
+mod backlog;
 mod bare;
 mod chaos;
 mod cluster;
@@ -136,6 +138,9 @@ enum Command {
     /// Throughput with tracing off, sampling 1 % and sampling every trace: prints the table
     /// of docs/BENCHMARKS.md's "Tracing".
     Tracing(traced::Args),
+    /// One deliverer started against a backlog in many hooks: its peak memory and drain
+    /// rate (docs/BENCHMARKS.md, "A backlog in many hooks").
+    Backlog(backlog::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -205,6 +210,7 @@ async fn main() -> Result<()> {
             return console::run(console.hooks, console.repeats.max(1), &console.out).await
         }
         Some(Command::Tracing(tracing)) => return traced::run(&tracing).await,
+        Some(Command::Backlog(backlog)) => return backlog::run(&backlog).await,
         None => {}
     }
     let mut plan = args.plan();
@@ -247,6 +253,7 @@ async fn main() -> Result<()> {
         cluster: report::cluster::SECTION.extract(&previous),
         console: report::console::SECTION.extract(&previous),
         tracing: report::TRACING.extract(&previous),
+        backlog: report::BACKLOG.extract(&previous),
         run_time: started.elapsed(),
         others_cpu,
     };

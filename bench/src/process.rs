@@ -24,11 +24,22 @@ impl ServiceProcess {
     /// Starts `role` (`router`, `deliverer`) under `prefix` and waits until its `/healthz`
     /// answers.
     pub async fn start(role: &str, prefix: &str, http: &reqwest::Client) -> Result<Self> {
+        ServiceProcess::start_with(role, prefix, http, &[]).await
+    }
+
+    /// [`ServiceProcess::start`], with settings of its own (`HOOKBUS_...` variables).
+    pub async fn start_with(
+        role: &str,
+        prefix: &str,
+        http: &reqwest::Client,
+        settings: &[(&str, String)],
+    ) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the bench executable")?;
         let addr: SocketAddr = ([127, 0, 0, 1], spare_port()).into();
         let listen = format!("HOOKBUS_{}_LISTEN", role.to_uppercase());
         let child = hookbus_tests::service::command(exe, &[SERVICE, role], prefix)
             .env(listen, addr.to_string())
+            .envs(settings.iter().map(|(k, v)| (k, v)))
             .spawn()
             .with_context(|| format!("starting a {role} process"))?;
         let pid = child

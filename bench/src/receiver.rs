@@ -87,6 +87,11 @@ impl Receiver {
         self.shared.flaky_failed.load(Ordering::SeqCst)
     }
 
+    /// Requests arrived since the last reset.
+    pub fn received(&self) -> usize {
+        self.shared.arrived.load(Ordering::SeqCst)
+    }
+
     /// Forgets what arrived so far: the start of a phase.
     pub fn reset(&self) {
         self.shared.arrived.store(0, Ordering::SeqCst);

@@ -41,6 +41,8 @@ pub struct Report<'a> {
     pub console: Option<&'a str>,
     /// The tracing section ([`TRACING`]), kept from the file being replaced.
     pub tracing: Option<&'a str>,
+    /// The backlog section ([`BACKLOG`]), kept from the file being replaced.
+    pub backlog: Option<&'a str>,
     pub run_time: Duration,
     /// The share of the CPU other programs used during the run.
     pub others_cpu: Option<f64>,
@@ -51,6 +53,13 @@ pub struct Report<'a> {
 pub const TRACING: kept::Kept = kept::Kept {
     begin: "<!-- bench tracing: from here to its end mark, from `cargo run --release -p hookbus-bench -- tracing`, kept by a full run -->",
     end: "<!-- bench tracing: end -->",
+    next_heading: "\n## Beyond one hook\n",
+};
+
+/// The marks around the section of `bench backlog`, pasted by hand like the tracing one.
+pub const BACKLOG: kept::Kept = kept::Kept {
+    begin: "<!-- bench backlog: from here to its end mark, from `cargo run --release -p hookbus-bench -- backlog`, kept by a full run -->",
+    end: "<!-- bench backlog: end -->",
     next_heading: "\n## Beyond one hook\n",
 };
 

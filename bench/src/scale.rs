@@ -96,6 +96,10 @@ impl Configured {
         })
     }
 
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Stores idle hooks until there are `n`; returns the stored size of one.
     async fn store_idle(&mut self, n: usize) -> Result<usize> {
         self.store_idle_as(n, |_, _| {}).await

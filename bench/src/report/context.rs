@@ -50,6 +50,8 @@ pub struct Context<'a> {
     console: Option<&'a str>,
     /// The tracing section, as it was written (`report::TRACING`).
     tracing: Option<&'a str>,
+    /// The backlog section, as it was written (`report::BACKLOG`).
+    backlog: Option<&'a str>,
     scenarios: Scenarios,
     targets: Targets,
 }
@@ -74,6 +76,7 @@ impl<'a> Context<'a> {
             cluster: report.cluster,
             console: report.console,
             tracing: report.tracing,
+            backlog: report.backlog,
             scenarios: Scenarios {
                 fanout: s.fanout.as_ref().map(|runs| Fanout {
                     hooks: scenarios::FANOUT,
