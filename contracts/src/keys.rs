@@ -7,6 +7,8 @@
 //! | `{p}:hooks:version` | integer | bumped in the same transaction as every hook change |
 //! | `{p}:hooks:epoch` | string | the store's identity, written with the first hook: a store that comes back without it (or with another) has lost hooks |
 //! | `{p}:hooks:epoch-accepted` | string | the epoch an operator accepted after a regression (`POST /api/hook-store/accept`) |
+//! | `{p}:hooks:changes` | sorted set | hook id → the version of its last change, the latest [`CHANGES_KEPT`] hooks changed: what a process behind reads instead of every hook |
+//! | `{p}:hooks:changes-floor` | integer | the highest version dropped from `{p}:hooks:changes` (or written without it: a restore): a process that loaded an older version reloads every hook |
 //! | `{p}:hooks:changed` | pub/sub channel | the new version, published after each change (a wake-up; polling stays the truth) |
 //! | `{p}:routers` | set | ids of the routers that hold (or held) a lease |
 //! | `{p}:router:{id}` | string, expires | the hook version a live router has loaded; its expiry is the router's lease |
@@ -20,6 +22,11 @@
 //! | `{p}:failing:{id}` | string | since when (epoch ms) a hook's endpoint has failed without a success |
 
 use crate::ids::HookId;
+
+/// How many hooks' last changes `{p}:hooks:changes` keeps. A process that loaded a version
+/// older than every change kept reloads every hook; one within reads only the hooks that
+/// changed, so a change costs one hook's read, not 100,000.
+pub const CHANGES_KEPT: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct RedisKeys {
@@ -58,6 +65,16 @@ impl RedisKeys {
     /// An epoch an operator accepted as the truth after a regression.
     pub fn hooks_epoch_accepted(&self) -> String {
         format!("{}:hooks:epoch-accepted", self.prefix)
+    }
+
+    /// Hook id → the version of its last change (see [`CHANGES_KEPT`]).
+    pub fn hooks_changes(&self) -> String {
+        format!("{}:hooks:changes", self.prefix)
+    }
+
+    /// The highest version whose change may be missing from [`RedisKeys::hooks_changes`].
+    pub fn hooks_changes_floor(&self) -> String {
+        format!("{}:hooks:changes-floor", self.prefix)
     }
 
     /// Pub/sub channel announcing a new version.

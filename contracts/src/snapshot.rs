@@ -77,10 +77,32 @@ pub struct HookSnapshot {
 
 impl HookSnapshot {
     pub fn new(version: u64, hooks: Vec<Hook>) -> HookSnapshot {
-        let hooks: HashMap<HookId, Arc<Hook>> = hooks
+        let hooks = hooks
             .into_iter()
             .map(|h| (h.id.clone(), Arc::new(h)))
             .collect();
+        HookSnapshot::indexed(version, hooks)
+    }
+
+    /// This snapshot with `changes` applied, as `version`: each changed hook as it is now
+    /// (`None`: deleted). The hooks that did not change are shared, not read again; only
+    /// the index is rebuilt.
+    pub fn with_changes(
+        &self,
+        version: u64,
+        changes: impl IntoIterator<Item = (HookId, Option<Hook>)>,
+    ) -> HookSnapshot {
+        let mut hooks = self.hooks.clone();
+        for (id, hook) in changes {
+            match hook {
+                Some(hook) => hooks.insert(id, Arc::new(hook)),
+                None => hooks.remove(&id),
+            };
+        }
+        HookSnapshot::indexed(version, hooks)
+    }
+
+    fn indexed(version: u64, hooks: HashMap<HookId, Arc<Hook>>) -> HookSnapshot {
         let mut by_event: HashMap<EventName, Vec<Arc<Hook>>> = HashMap::new();
         for hook in hooks.values() {
             for event in EventName::all().filter(|e| hook.wants(*e)) {
@@ -273,6 +295,46 @@ mod tests {
                 let mut wanted: Vec<_> = hooks.iter().filter(|h| h.wants(event)).map(|h| h.id.clone()).collect();
                 wanted.sort();
                 prop_assert_eq!(routed, wanted);
+            }
+
+            /// A snapshot brought up to date change by change routes exactly as one loaded
+            /// whole from the store after those changes.
+            #[test]
+            fn changes_applied_route_as_the_store_loaded_whole(
+                before in prop::collection::vec(hook(), 0..8),
+                added in prop::collection::vec(hook(), 0..4),
+                removed in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+                event in prop::sample::select(events()),
+            ) {
+                let gone: Vec<HookId> = if before.is_empty() {
+                    Vec::new()
+                } else {
+                    removed.iter().map(|i| i.get(&before).id.clone()).collect()
+                };
+                let after: Vec<Hook> = before
+                    .iter()
+                    .filter(|h| !gone.contains(&h.id))
+                    .chain(&added)
+                    .cloned()
+                    .collect();
+                let changes = gone
+                    .iter()
+                    .map(|id| (id.clone(), None))
+                    .chain(added.iter().map(|h| (h.id.clone(), Some(h.clone()))));
+                let applied = HookSnapshot::new(1, before).with_changes(2, changes);
+                let loaded = HookSnapshot::new(2, after);
+                let ids = |s: &HookSnapshot| {
+                    let mut ids: Vec<_> = s.subscribers(event).iter().map(|h| h.id.clone()).collect();
+                    ids.sort();
+                    ids
+                };
+                prop_assert_eq!(ids(&applied), ids(&loaded));
+                let mut all: Vec<_> = applied.hooks().map(|h| h.id.clone()).collect();
+                all.sort();
+                let mut expected: Vec<_> = loaded.hooks().map(|h| h.id.clone()).collect();
+                expected.sort();
+                prop_assert_eq!(all, expected);
+                prop_assert_eq!(applied.version, 2);
             }
         }
     }

@@ -11,6 +11,7 @@ mod crash;
 mod delivery_logs;
 mod deploy;
 mod event_sources;
+mod hook_store;
 mod hooks_api;
 mod hostile;
 mod kit;
