@@ -18,11 +18,13 @@
 //! - [`console`]: `bench console`, the console's API answers at 10,000 hooks.
 //! - [`traced`]: `bench tracing`, throughput with tracing off, at 1 % and at 100 % sampling.
 //! - [`backlog`]: `bench backlog`, a deliverer's memory against a backlog in many hooks.
+//! - [`changes`]: `bench changes`, what one hook change costs among 100,000.
 
 mod alloc;
 mod amqp;
 mod backlog;
 mod bare;
+mod changes;
 mod chaos;
 mod cluster;
 mod console;
@@ -141,6 +143,9 @@ enum Command {
     /// One deliverer started against a backlog in many hooks: its peak memory and drain
     /// rate (docs/BENCHMARKS.md, "A backlog in many hooks").
     Backlog(backlog::Args),
+    /// What one hook change costs at 10, 10,000 and 100,000 hooks stored
+    /// (docs/BENCHMARKS.md, "A hook change at 100,000 hooks").
+    Changes(changes::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -211,6 +216,7 @@ async fn main() -> Result<()> {
         }
         Some(Command::Tracing(tracing)) => return traced::run(&tracing).await,
         Some(Command::Backlog(backlog)) => return backlog::run(&backlog).await,
+        Some(Command::Changes(changes)) => return changes::run(&changes).await,
         None => {}
     }
     let mut plan = args.plan();
@@ -253,7 +259,7 @@ async fn main() -> Result<()> {
         cluster: report::cluster::SECTION.extract(&previous),
         console: report::console::SECTION.extract(&previous),
         tracing: report::TRACING.extract(&previous),
-        backlog: report::BACKLOG.extract(&previous),
+        at_scale: report::AT_SCALE.extract(&previous),
         run_time: started.elapsed(),
         others_cpu,
     };

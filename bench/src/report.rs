@@ -41,8 +41,9 @@ pub struct Report<'a> {
     pub console: Option<&'a str>,
     /// The tracing section ([`TRACING`]), kept from the file being replaced.
     pub tracing: Option<&'a str>,
-    /// The backlog section ([`BACKLOG`]), kept from the file being replaced.
-    pub backlog: Option<&'a str>,
+    /// The section of `bench backlog` and `bench changes` ([`AT_SCALE`]), kept from the
+    /// file being replaced.
+    pub at_scale: Option<&'a str>,
     pub run_time: Duration,
     /// The share of the CPU other programs used during the run.
     pub others_cpu: Option<f64>,
@@ -56,10 +57,11 @@ pub const TRACING: kept::Kept = kept::Kept {
     next_heading: "\n## Beyond one hook\n",
 };
 
-/// The marks around the section of `bench backlog`, pasted by hand like the tracing one.
-pub const BACKLOG: kept::Kept = kept::Kept {
-    begin: "<!-- bench backlog: from here to its end mark, from `cargo run --release -p hookbus-bench -- backlog`, kept by a full run -->",
-    end: "<!-- bench backlog: end -->",
+/// The marks around the section of `bench backlog` and `bench changes` (many hooks: a
+/// backlog in each, a change among 100,000), pasted by hand like the tracing one.
+pub const AT_SCALE: kept::Kept = kept::Kept {
+    begin: "<!-- bench backlog and changes: from here to its end mark, from `cargo run --release -p hookbus-bench -- backlog` and `-- changes`, kept by a full run -->",
+    end: "<!-- bench backlog and changes: end -->",
     next_heading: "\n## Beyond one hook\n",
 };
 

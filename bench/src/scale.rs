@@ -100,6 +100,11 @@ impl Configured {
         &self.prefix
     }
 
+    /// The idle hooks stored so far.
+    pub(crate) fn idle(&self) -> &[HookId] {
+        &self.idle
+    }
+
     /// Stores idle hooks until there are `n`; returns the stored size of one.
     async fn store_idle(&mut self, n: usize) -> Result<usize> {
         self.store_idle_as(n, |_, _| {}).await

@@ -85,21 +85,37 @@ impl HookSnapshot {
     }
 
     /// This snapshot with `changes` applied, as `version`: each changed hook as it is now
-    /// (`None`: deleted). The hooks that did not change are shared, not read again; only
-    /// the index is rebuilt.
+    /// (`None`: deleted). The hooks that did not change are shared, not read again, and only
+    /// the index entries of the changed ones are touched.
     pub fn with_changes(
         &self,
         version: u64,
         changes: impl IntoIterator<Item = (HookId, Option<Hook>)>,
     ) -> HookSnapshot {
         let mut hooks = self.hooks.clone();
+        let mut by_event = self.by_event.clone();
         for (id, hook) in changes {
-            match hook {
-                Some(hook) => hooks.insert(id, Arc::new(hook)),
-                None => hooks.remove(&id),
-            };
+            if let Some(old) = hooks.remove(&id) {
+                for event in EventName::all().filter(|e| old.wants(*e)) {
+                    if let Some(subscribers) = by_event.get_mut(&event) {
+                        subscribers.retain(|h| h.id != id);
+                    }
+                }
+            }
+            if let Some(hook) = hook {
+                let hook = Arc::new(hook);
+                for event in EventName::all().filter(|e| hook.wants(*e)) {
+                    by_event.entry(event).or_default().push(hook.clone());
+                }
+                hooks.insert(id, hook);
+            }
         }
-        HookSnapshot::indexed(version, hooks)
+        HookSnapshot {
+            version,
+            hooks,
+            by_event,
+            loaded: true,
+        }
     }
 
     fn indexed(version: u64, hooks: HashMap<HookId, Arc<Hook>>) -> HookSnapshot {
@@ -304,16 +320,26 @@ mod tests {
                 before in prop::collection::vec(hook(), 0..8),
                 added in prop::collection::vec(hook(), 0..4),
                 removed in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+                edited in prop::collection::vec((any::<prop::sample::Index>(), hook()), 0..4),
                 event in prop::sample::select(events()),
             ) {
-                let gone: Vec<HookId> = if before.is_empty() {
-                    Vec::new()
+                let pick = |i: &prop::sample::Index| i.get(&before).id.clone();
+                let (gone, edited): (Vec<HookId>, Vec<Hook>) = if before.is_empty() {
+                    (Vec::new(), Vec::new())
                 } else {
-                    removed.iter().map(|i| i.get(&before).id.clone()).collect()
+                    let gone: Vec<HookId> = removed.iter().map(pick).collect();
+                    // Another subscription and state under the id of a hook that stays.
+                    let edited = edited
+                        .into_iter()
+                        .map(|(i, h)| Hook { id: pick(&i), ..h })
+                        .filter(|h| !gone.contains(&h.id))
+                        .collect();
+                    (gone, edited)
                 };
+                let added: Vec<Hook> = added.into_iter().chain(edited).collect();
                 let after: Vec<Hook> = before
                     .iter()
-                    .filter(|h| !gone.contains(&h.id))
+                    .filter(|h| !gone.contains(&h.id) && !added.iter().any(|a| a.id == h.id))
                     .chain(&added)
                     .cloned()
                     .collect();

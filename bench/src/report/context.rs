@@ -50,8 +50,9 @@ pub struct Context<'a> {
     console: Option<&'a str>,
     /// The tracing section, as it was written (`report::TRACING`).
     tracing: Option<&'a str>,
-    /// The backlog section, as it was written (`report::BACKLOG`).
-    backlog: Option<&'a str>,
+    /// The section of `bench backlog` and `bench changes`, as it was written
+    /// (`report::AT_SCALE`).
+    at_scale: Option<&'a str>,
     scenarios: Scenarios,
     targets: Targets,
 }
@@ -76,7 +77,7 @@ impl<'a> Context<'a> {
             cluster: report.cluster,
             console: report.console,
             tracing: report.tracing,
-            backlog: report.backlog,
+            at_scale: report.at_scale,
             scenarios: Scenarios {
                 fanout: s.fanout.as_ref().map(|runs| Fanout {
                     hooks: scenarios::FANOUT,

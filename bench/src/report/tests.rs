@@ -109,7 +109,7 @@ impl Measured {
             cluster: None,
             console: None,
             tracing: None,
-            backlog: None,
+            at_scale: None,
             run_time: self.run_time,
             others_cpu: self.others_cpu,
         }
