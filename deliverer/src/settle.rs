@@ -302,6 +302,10 @@ async fn disable_hook(
     match turned_off {
         Ok(_) => {
             tracing::warn!(hook_id = %hook, %reason, "hook disabled");
+            // Routers stop routing to it at once rather than at their next poll.
+            if let Err(err) = ctx.store.announce().await {
+                tracing::debug!(error = %err, "hook disabled but not announced; routers poll for it");
+            }
             ctx.metrics
                 .hooks_disabled
                 .with_label_values(&[cause.label()])

@@ -123,8 +123,14 @@ async fn gone_dead_letters_at_once_and_disables_the_hook() {
     .unwrap();
     let hooks = store.load_all().await.unwrap();
     assert!(!hooks[0].enabled, "the hook was disabled");
-    // Disabled: new events are not routed to it.
+    // Disabled: new events are not routed to it, once the router has loaded the change
+    // (its lease states the version it routes by).
     p.wait_hooks(0).await;
+    let version = store.version().await.unwrap();
+    eventually("the router to load the disabled hook", WAIT, async || {
+        check(store.routers_behind(version).await.unwrap(), Vec::is_empty)
+    })
+    .await;
     p.ingest(json!({"event": "PostSignIn"})).await;
     p.wait_settled().await;
     assert_eq!(receiver.received().len(), 1);
