@@ -9,6 +9,8 @@
 //! | `{p}:hooks:epoch-accepted` | string | the epoch an operator accepted after a regression (`POST /api/hook-store/accept`) |
 //! | `{p}:hooks:changes` | sorted set | hook id → the version of its last change, the latest [`CHANGES_KEPT`] hooks changed: what a process behind reads instead of every hook |
 //! | `{p}:hooks:changes-floor` | integer | the highest version dropped from `{p}:hooks:changes` (or written without it: a restore): a process that loaded an older version reloads every hook |
+//! | `{p}:deliverers` | sorted set | instance id → the end of that deliverer's lease (epoch ms): the live deliverers, among whom hooks are shared |
+//! | `{p}:busy-hooks` | sorted set | hook id → until when (epoch ms) a deliverer reported it busy: every deliverer consumes it |
 //! | `{p}:hooks:changed` | pub/sub channel | the new version, published after each change (a wake-up; polling stays the truth) |
 //! | `{p}:routers` | set | ids of the routers that hold (or held) a lease |
 //! | `{p}:router:{id}` | string, expires | the hook version a live router has loaded; its expiry is the router's lease |
@@ -75,6 +77,16 @@ impl RedisKeys {
     /// The highest version whose change may be missing from [`RedisKeys::hooks_changes`].
     pub fn hooks_changes_floor(&self) -> String {
         format!("{}:hooks:changes-floor", self.prefix)
+    }
+
+    /// The live deliverers, by the end of their lease.
+    pub fn deliverers(&self) -> String {
+        format!("{}:deliverers", self.prefix)
+    }
+
+    /// Hooks reported busy, by until when.
+    pub fn busy_hooks(&self) -> String {
+        format!("{}:busy-hooks", self.prefix)
     }
 
     /// Pub/sub channel announcing a new version.

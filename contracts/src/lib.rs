@@ -24,6 +24,7 @@ pub mod keys;
 pub mod logs;
 pub mod metric_names;
 pub mod overview;
+pub mod owners;
 pub mod payload;
 pub mod signature;
 pub mod snapshot;

@@ -1,6 +1,8 @@
-//! Which hook queues this deliverer consumes, kept in step with the hook configuration.
+//! Which hook queues this deliverer consumes, kept in step with the hook configuration and
+//! the live deliverers.
 //!
-//! Every enabled hook's queue gets a consumer on one shared channel, which runs at most the
+//! Every enabled hook this deliverer owns (`membership`: two owners per idle hook among the
+//! live deliverers, every deliverer for a busy one) gets a consumer on one shared channel, which runs at most the
 //! per-hook limit of deliveries at once, with a prefetch of an equal share of the process's
 //! limit (`HOOKBUS_DELIVERER_PREFETCH`), capped at twice the per-hook limit: a slow endpoint
 //! holds at most its share of this process's messages, so it cannot take the other hooks'
@@ -8,11 +10,12 @@
 //! channel-wide prefetch would be simpler, but quorum queues refuse it). Shares shrink as
 //! hooks are added: a consumer holding more than the current share is started again with
 //! it. A new hook is picked up within the cache's refresh period, without a restart;
-//! a disabled or deleted hook's consumer is cancelled (its backlog waits in its queue). Any
-//! number of deliverers may consume the same queues: RabbitMQ spreads the messages between
-//! them.
+//! a disabled or deleted hook's consumer is cancelled (its backlog waits in its queue), and
+//! so is that of a hook now owned by others (it finishes what it holds). The deliverers
+//! that consume one queue share its messages: RabbitMQ spreads them between them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,6 +119,7 @@ async fn session(
         over: shutdown.child_token(),
     };
     let mut changes = ctx.cache.subscribe();
+    let mut members = ctx.membership.subscribe();
     let mut health = tokio::time::interval(Duration::from_secs(1));
     let over = running.over.clone();
     let control = async {
@@ -127,6 +131,7 @@ async fn session(
             tokio::select! {
                 _ = running.over.cancelled() => break Ok(()),
                 changed = changes.changed() => if changed.is_err() { break Ok(()) },
+                changed = members.changed() => if changed.is_err() { break Ok(()) },
                 _ = health.tick() => {}
             }
             if !running.consume.status().connected() || !running.publish.healthy() {
@@ -147,22 +152,23 @@ async fn session(
     }
 }
 
-/// Starts consumers for enabled hooks that have none, cancels those of hooks that are gone
-/// or disabled, starts again those holding more than the current share, and restarts
-/// consumers that ended.
+/// Starts consumers for the enabled hooks this deliverer owns that have none, cancels those
+/// of hooks that are gone, disabled or owned by others, starts again those holding more
+/// than the current share, and restarts consumers that ended.
 async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), SessionError> {
     let snapshot = ctx.cache.snapshot();
     running.consumers.retain(|_, c| !c.task.is_finished());
     running.retiring.retain(|task| !task.is_finished());
-    let share = hook_prefetch(
-        ctx.prefetch,
-        snapshot.hooks().filter(|h| h.enabled).count(),
-        ctx.per_hook_in_flight,
-    );
+    let wanted: HashSet<&HookId> = snapshot
+        .hooks()
+        .filter(|h| h.enabled && ctx.membership.owns(&h.id))
+        .map(|h| &h.id)
+        .collect();
+    let share = hook_prefetch(ctx.prefetch, wanted.len(), ctx.per_hook_in_flight);
     let stopping: Vec<HookId> = running
         .consumers
         .iter()
-        .filter(|(id, c)| !snapshot.get(id).is_some_and(|h| h.enabled) || c.prefetch > share)
+        .filter(|(id, c)| !wanted.contains(id) || c.prefetch > share)
         .map(|(id, _)| id.clone())
         .collect();
     for id in stopping {
@@ -174,15 +180,15 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
             .basic_cancel(consuming.tag.as_str().into(), BasicCancelOptions::default())
             .await?;
         if snapshot.get(&id).is_some_and(|h| h.enabled) {
-            // Started again below with the smaller share; meanwhile the old consumer
-            // finishes the deliveries it holds.
+            // Started again below with the smaller share, or owned by other deliverers now:
+            // meanwhile the old consumer finishes the deliveries it holds.
             running.retiring.push(consuming.task);
         } else {
             tracing::info!(hook_id = %id, "stopped consuming a disabled or deleted hook");
         }
     }
-    for hook in snapshot.hooks().filter(|h| h.enabled) {
-        if running.consumers.contains_key(&hook.id) {
+    for id in wanted {
+        if running.consumers.contains_key(id) {
             continue;
         }
         if running.qos != Some(share) {
@@ -193,15 +199,13 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
                 .await?;
             running.qos = Some(share);
         }
-        ctx.topology
-            .declare_hook(&running.consume, &hook.id)
-            .await?;
+        ctx.topology.declare_hook(&running.consume, id).await?;
         running.started += 1;
-        let tag = format!("{}#{}", hook.id, running.started);
+        let tag = format!("{}#{}", id, running.started);
         let consumer = running
             .consume
             .basic_consume(
-                ctx.topology.hook_queue(&hook.id).into(),
+                ctx.topology.hook_queue(id).into(),
                 tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
@@ -210,7 +214,7 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
         let task = tokio::spawn(consume_hook(
             ctx.clone(),
             running.publish.clone(),
-            hook.id.clone(),
+            id.clone(),
             consumer,
             running.over.clone(),
         ));
@@ -219,7 +223,7 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
             prefetch: share,
             task,
         };
-        running.consumers.insert(hook.id.clone(), consuming);
+        running.consumers.insert(id.clone(), consuming);
     }
     ctx.metrics.consumers.set(running.consumers.len() as i64);
     Ok(())
@@ -232,11 +236,18 @@ async fn consume_hook(
     consumer: Consumer,
     over: CancellationToken,
 ) {
+    let limit = ctx.per_hook_in_flight as usize;
+    let under_way = AtomicUsize::new(0);
     let result = consumer
-        .try_for_each_concurrent(ctx.per_hook_in_flight as usize, |msg| {
-            let (ctx, publish, hook) = (&ctx, &publish, &hook);
+        .try_for_each_concurrent(limit, |msg| {
+            let (ctx, publish, hook, under_way) = (&ctx, &publish, &hook, &under_way);
             async move {
+                // The whole per-hook limit under way: more deliverers would help this hook.
+                if under_way.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
+                    ctx.membership.report_busy(hook);
+                }
                 process(ctx, publish.as_ref(), hook, msg).await;
+                under_way.fetch_sub(1, Ordering::Relaxed);
                 Ok(())
             }
         })

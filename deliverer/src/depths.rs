@@ -10,8 +10,8 @@
 //! The same readings go to Redis for the console (the runtime's `overview`), so that its
 //! backlog and "oldest waiting delivery" need no broker round trip per hook. They cover the
 //! exported hooks and every hook this process picked a message up for in the last hour: a
-//! backlog only builds in a hook that has messages, and every deliverer consumes every
-//! enabled hook, so a hook with a backlog has pickups (the Prometheus series stay bounded).
+//! backlog only builds in a hook that has messages, and each hook's owners consume it, so a
+//! hook with a backlog has pickups at its owners (the Prometheus series stay bounded).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;

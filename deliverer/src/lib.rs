@@ -10,6 +10,7 @@ pub mod consumers;
 pub mod deliver;
 pub mod depths;
 pub mod journal;
+pub mod membership;
 pub mod metrics;
 pub mod outcome;
 pub mod settle;
@@ -71,6 +72,10 @@ pub struct Config {
     /// cannot fill the process's memory.
     #[arg(long, env = "HOOKBUS_DELIVERER_PREFETCH", default_value_t = 2048)]
     pub prefetch: usize,
+    /// How many of the live deliverers consume an idle hook's queue; 0: every deliverer
+    /// consumes every hook.
+    #[arg(long, env = "HOOKBUS_HOOK_OWNERS", default_value_t = hookbus_contracts::owners::DEFAULT_OWNERS)]
+    pub hook_owners: usize,
     /// On shutdown, how long deliveries under way may take to finish.
     #[arg(long, env = "HOOKBUS_DRAIN_DEADLINE", default_value = "30s", value_parser = parse_duration)]
     pub drain_deadline: Duration,
@@ -104,6 +109,7 @@ pub struct DeliverCtx {
     pub in_flight: Semaphore,
     /// Messages held from the broker at most, all hooks together.
     pub prefetch: usize,
+    pub membership: Arc<membership::Membership>,
     pub metrics: metrics::Metrics,
     pub journal: journal::Journal,
     pub pickups: depths::Pickups,
@@ -150,6 +156,12 @@ pub async fn run(
     let telemetry = Telemetry::start(&config.telemetry, "hookbus-deliverer", &metrics.registry)?;
     let logs = DeliveryLogs::new(store.pool().clone(), config.common.redis_keys());
     let (journal, journal_writer) = journal::Journal::start(logs, metrics.logs_dropped.clone());
+    let membership = Arc::new(membership::Membership::new(config.hook_owners));
+    tasks.spawn(membership::keep(
+        store.clone(),
+        membership.clone(),
+        shutdown.clone(),
+    ));
     let ctx = Arc::new(DeliverCtx {
         topology: config.common.topology(),
         cache: cache.clone(),
@@ -164,6 +176,7 @@ pub async fn run(
         per_hook_in_flight: config.hook_in_flight.max(1),
         in_flight: Semaphore::new(config.in_flight.max(1)),
         prefetch: config.prefetch.max(1),
+        membership,
         metrics: metrics.clone(),
         journal,
         pickups: depths::Pickups::default(),

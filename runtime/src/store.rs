@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use hookbus_contracts::hook::Hook;
 use hookbus_contracts::ids::HookId;
 use hookbus_contracts::keys::RedisKeys;
+use hookbus_contracts::owners::Members;
 use hookbus_contracts::snapshot::{HookSnapshot, StoreCheck, StoreState};
 
 pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
@@ -406,6 +407,47 @@ impl HookStore {
         conn.publish::<_, _, ()>(self.keys.hooks_changed(), version)
             .await?;
         Ok(version)
+    }
+
+    /// Renews deliverer `id`'s lease for `lease`, reports `busy` hooks busy for `busy_for`,
+    /// forgets expired leases and reports, and reads back the live deliverers and the busy
+    /// hooks, in one transaction.
+    pub async fn renew_deliverer(
+        &self,
+        id: &str,
+        lease: Duration,
+        busy: &[HookId],
+        busy_for: Duration,
+    ) -> Result<Members, StoreError> {
+        let now = hookbus_contracts::payload::now_ms();
+        let (deliverers, hooks) = (self.keys.deliverers(), self.keys.busy_hooks());
+        let mut tx = redis::pipe();
+        tx.atomic()
+            .zadd(&deliverers, id, now + lease.as_millis() as i64)
+            .ignore()
+            .zrembyscore(&deliverers, "-inf", now)
+            .ignore();
+        for hook in busy {
+            tx.zadd(&hooks, hook.as_str(), now + busy_for.as_millis() as i64)
+                .ignore();
+        }
+        tx.zrembyscore(&hooks, "-inf", now)
+            .ignore()
+            .zrange(&deliverers, 0, -1)
+            .zrange(&hooks, 0, -1);
+        let mut conn = self.pool.get().await?;
+        let (live, busy): (Vec<String>, Vec<String>) = tx.query_async(&mut *conn).await?;
+        Ok(Members {
+            live,
+            busy: busy.iter().filter_map(|id| HookId::parse(id)).collect(),
+        })
+    }
+
+    /// Ends deliverer `id`'s lease (a clean shutdown): its hooks go to the others at once.
+    pub async fn drop_deliverer(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        conn.zrem::<_, _, ()>(self.keys.deliverers(), id).await?;
+        Ok(())
     }
 
     /// Renews router `id`'s lease for `lease`, stating that it routes by version `loaded`;

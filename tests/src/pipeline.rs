@@ -97,6 +97,7 @@ pub fn deliverer_config_on(
         hook_in_flight: 64,
         in_flight: 1024,
         prefetch: 2048,
+        hook_owners: hookbus_contracts::owners::DEFAULT_OWNERS,
         max_response_bytes: 64 * 1024,
         drain_deadline: Duration::from_secs(10),
         per_hook_metrics: 100,

@@ -1,6 +1,7 @@
 //! Crash safety: `kill -9` of a deliverer, then of the router, in the middle of 1,000
 //! events. Once a replacement runs, every event id has arrived at least once (duplicates
-//! are allowed, that is at-least-once; losses are not).
+//! are allowed, that is at-least-once; losses are not). And deliverers that share the
+//! hooks: the hooks of one killed are taken over by the others.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hookbus_contracts::EventName;
 use hookbus_producer::Publisher;
-use hookbus_tests::pipeline::{self, Cleanup, AMQP_URL};
+use hookbus_tests::pipeline::{self, Cleanup, AMQP_URL, WAIT};
 use hookbus_tests::{check, eventually, service, Receiver};
 use tokio::process::Child;
 
@@ -38,9 +39,14 @@ async fn store_hook(prefix: &str, url: &str) {
 }
 
 async fn publish_all(prefix: &str) -> HashSet<String> {
+    publish(prefix, EVENTS).await
+}
+
+/// Publishes `n` `User.Created` events through the SDK; their ids.
+async fn publish(prefix: &str, n: usize) -> HashSet<String> {
     let publisher = Publisher::connect(AMQP_URL, prefix).await.unwrap();
     let name = EventName::parse("User.Created").unwrap();
-    futures::stream::iter(0..EVENTS)
+    futures::stream::iter(0..n)
         .map(|i| {
             let publisher = publisher.clone();
             async move {
@@ -174,5 +180,100 @@ async fn killing_the_deliverer_while_retries_wait_in_the_tiers_loses_nothing() {
     .await;
     router.stop().await;
     let _ = replacement.kill().await;
+    cleanup.run().await;
+}
+
+/// Publishes `n` events and waits until each has arrived.
+async fn delivered(prefix: &str, receiver: &Receiver, n: usize, when: &str) {
+    let ids = publish(prefix, n).await;
+    let missing = receiver.missing(&ids, Duration::from_secs(60)).await;
+    assert_eq!(missing, 0, "{missing} events not delivered {when}");
+}
+
+/// The hook queues each of `deliverers` consumes.
+async fn consumers(http: &reqwest::Client, deliverers: &[std::net::SocketAddr]) -> Vec<f64> {
+    let mut counts = Vec::new();
+    for addr in deliverers {
+        let n = pipeline::metric(http, *addr, "hookbus_deliverer_hook_consumers").await;
+        counts.push(n.unwrap_or(-1.0));
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliverers_share_the_hooks_and_take_over_those_of_one_killed() {
+    const HOOKS: usize = 12;
+    let prefix = pipeline::unique_prefix("share");
+    let mut cleanup = Cleanup::new(&prefix, &service::RETRY_SCHEDULE);
+    let receiver = Receiver::start().await;
+    for _ in 0..HOOKS {
+        store_hook(&prefix, &receiver.url("h")).await;
+    }
+    let router = pipeline::start_router(&prefix).await;
+    let addrs: Vec<std::net::SocketAddr> = (0..4)
+        .map(|_| ([127, 0, 0, 1], hookbus_tests::servers::spare_port()).into())
+        .collect();
+    let mut deliverers: Vec<Child> = addrs
+        .iter()
+        .map(|addr| {
+            let listen = addr.to_string();
+            spawn_child(
+                "deliverer",
+                &prefix,
+                &[("HOOKBUS_DELIVERER_LISTEN", &listen)],
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let shared = |counts: &Vec<f64>, alive: usize| {
+        counts.iter().take(alive).sum::<f64>() == (2 * HOOKS) as f64
+            && counts.iter().take(alive).all(|n| *n >= 1.0)
+    };
+
+    // Each idle hook has two owners among the four; each deliverer has some.
+    eventually(
+        "four deliverers to share the hooks, two each",
+        WAIT,
+        async || check(consumers(&http, &addrs).await, |c| shared(c, 4)),
+    )
+    .await;
+    // Fewer events than a hook's limit of deliveries under way: no hook turns busy yet.
+    delivered(&prefix, &receiver, 20, "by the shared hooks").await;
+
+    // kill -9: no clean goodbye; its lease runs out and its hooks go to the others.
+    let mut victim = deliverers.pop().unwrap();
+    victim.start_kill().unwrap();
+    victim.wait().await.unwrap();
+    eventually(
+        "three deliverers to take over the killed one's hooks",
+        WAIT,
+        async || check(consumers(&http, &addrs[..3]).await, |c| shared(c, 3)),
+    )
+    .await;
+    delivered(&prefix, &receiver, 20, "after the takeover").await;
+
+    // A backlog: 200 deliveries per hook against an endpoint taking 2 s, more than its two
+    // owners' 64 at once each; a consumer with its full limit under way reports the hook
+    // busy, and every deliverer consumes it.
+    receiver.set_delay(Duration::from_secs(2));
+    let ids = publish(&prefix, 200).await;
+    eventually(
+        "every deliverer to consume every busy hook",
+        WAIT,
+        async || {
+            check(consumers(&http, &addrs[..3]).await, |c| {
+                c.iter().all(|n| *n == HOOKS as f64)
+            })
+        },
+    )
+    .await;
+    receiver.set_delay(Duration::ZERO);
+    let missing = receiver.missing(&ids, Duration::from_secs(90)).await;
+    assert_eq!(missing, 0, "{missing} events of the backlog not delivered");
+
+    router.stop().await;
+    for mut d in deliverers {
+        let _ = d.kill().await;
+    }
     cleanup.run().await;
 }
