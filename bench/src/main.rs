@@ -19,6 +19,7 @@
 //! - [`traced`]: `bench tracing`, throughput with tracing off, at 1 % and at 100 % sampling.
 //! - [`backlog`]: `bench backlog`, a deliverer's memory against a backlog in many hooks.
 //! - [`changes`]: `bench changes`, what one hook change costs among 100,000.
+//! - [`share`]: `bench share`, deliverers sharing the hooks, and taking over from one killed.
 
 mod alloc;
 mod amqp;
@@ -42,6 +43,7 @@ mod receiver;
 mod report;
 mod scale;
 mod scenarios;
+mod share;
 mod traced;
 
 use std::path::PathBuf;
@@ -146,6 +148,9 @@ enum Command {
     /// What one hook change costs at 10, 10,000 and 100,000 hooks stored
     /// (docs/BENCHMARKS.md, "A hook change at 100,000 hooks").
     Changes(changes::Args),
+    /// Deliverers sharing 1,000 hooks: each one's share, and the takeover after a kill
+    /// (docs/BENCHMARKS.md, "Deliverers sharing the hooks").
+    Share(share::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -217,6 +222,7 @@ async fn main() -> Result<()> {
         Some(Command::Tracing(tracing)) => return traced::run(&tracing).await,
         Some(Command::Backlog(backlog)) => return backlog::run(&backlog).await,
         Some(Command::Changes(changes)) => return changes::run(&changes).await,
+        Some(Command::Share(share)) => return share::run(&share).await,
         None => {}
     }
     let mut plan = args.plan();

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a deliverer's lease runs: the longest a dead deliverer's hooks wait for their
 /// other owner alone.
-pub const LEASE: Duration = Duration::from_secs(4);
+pub const LEASE: Duration = Duration::from_secs(3);
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// How long a hook reported busy is consumed by every deliverer after the last report.
 pub const BUSY_FOR: Duration = Duration::from_secs(30);
