@@ -7,7 +7,9 @@
 //! a busy one (a backlog reported by a deliverer) has every live deliverer, so one hook can
 //! still use them all. Pure: the registry of live deliverers lives in the runtime crate.
 
-use xxhash_rust::xxh3::xxh3_64;
+use std::collections::BTreeSet;
+
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::ids::HookId;
 
@@ -20,16 +22,16 @@ pub struct Members {
     /// Instance ids of the deliverers whose lease runs.
     pub live: Vec<String>,
     /// Hooks whose queue holds a backlog: every deliverer consumes them.
-    pub busy: Vec<HookId>,
+    pub busy: BTreeSet<HookId>,
 }
 
 /// Rendezvous weight of `deliverer` for `hook`: the `owners` heaviest own it.
 fn weight(hook: &HookId, deliverer: &str) -> u64 {
-    let mut key = Vec::with_capacity(hook.as_str().len() + 1 + deliverer.len());
-    key.extend_from_slice(hook.as_str().as_bytes());
-    key.push(0);
-    key.extend_from_slice(deliverer.as_bytes());
-    xxh3_64(&key)
+    let mut hasher = Xxh3::new();
+    hasher.update(hook.as_str().as_bytes());
+    hasher.update(&[0]);
+    hasher.update(deliverer.as_bytes());
+    hasher.digest()
 }
 
 impl Members {
@@ -61,7 +63,7 @@ mod tests {
     fn members(n: usize) -> Members {
         Members {
             live: (0..n).map(|i| format!("deliverer-{i}")).collect(),
-            busy: Vec::new(),
+            busy: BTreeSet::new(),
         }
     }
 
@@ -113,7 +115,7 @@ mod tests {
     fn busy_hooks_few_deliverers_and_strangers_consume_everything() {
         let hook = HookId::generate();
         let mut m = members(5);
-        m.busy.push(hook.clone());
+        m.busy.insert(hook.clone());
         assert_eq!(
             owners_of(&m, &hook, 2).len(),
             5,

@@ -87,7 +87,6 @@ pub async fn keep(store: HookStore, membership: Arc<Membership>, shutdown: Cance
         {
             Ok(mut members) => {
                 members.live.sort();
-                members.busy.sort();
                 membership.members.send_if_modified(|current| {
                     let changed = current.as_deref() != Some(&members);
                     if changed {
