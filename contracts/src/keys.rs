@@ -11,6 +11,9 @@
 //! | `{p}:hooks:changes-floor` | integer | the highest version dropped from `{p}:hooks:changes` (or written without it: a restore): a process that loaded an older version reloads every hook |
 //! | `{p}:deliverers` | sorted set | instance id → the end of that deliverer's lease (epoch ms): the live deliverers, among whom hooks are shared |
 //! | `{p}:busy-hooks` | sorted set | hook id → until when (epoch ms) a deliverer reported it busy: every deliverer consumes it |
+//! | `{p}:active-hooks` | sorted set | hook id → until when (epoch ms) it is active: its queue may exist while it is a member, deliverers consume it while the time is to come (`activity`) |
+//! | `{p}:retiring-hooks` | hash | hook id → when (epoch ms) a sweep began deleting its idle queue: activations wait until it is done |
+//! | `{p}:active-hooks:seeded` | string | set once every hook stored before activity was tracked was made active, so that their queues are looked at |
 //! | `{p}:hooks:changed` | pub/sub channel | the new version, published after each change (a wake-up; polling stays the truth) |
 //! | `{p}:routers` | set | ids of the routers that hold (or held) a lease |
 //! | `{p}:router:{id}` | string, expires | the hook version a live router has loaded; its expiry is the router's lease |
@@ -87,6 +90,21 @@ impl RedisKeys {
     /// Hooks reported busy, by until when.
     pub fn busy_hooks(&self) -> String {
         format!("{}:busy-hooks", self.prefix)
+    }
+
+    /// Hook id → until when it is active (see the contracts' `activity`).
+    pub fn active_hooks(&self) -> String {
+        format!("{}:active-hooks", self.prefix)
+    }
+
+    /// Hook id → when a sweep began deleting its queue.
+    pub fn retiring_hooks(&self) -> String {
+        format!("{}:retiring-hooks", self.prefix)
+    }
+
+    /// Set once the hooks stored before activity was tracked were made active.
+    pub fn active_hooks_seeded(&self) -> String {
+        format!("{}:active-hooks:seeded", self.prefix)
     }
 
     /// Pub/sub channel announcing a new version.

@@ -11,9 +11,11 @@
 //! - [`snapshot`]: the hooks indexed for routing, and when a store's answer replaces them.
 //! - [`topology`]: AMQP names and dead-letter headers; [`keys`]: Redis keys;
 //!   [`metric_names`]: every exported metric's name.
+//! - [`activity`]: which hooks are active, and when an idle hook's queue may go.
 //! - [`backoff`]: waiting after a refused step; [`logs`]: delivery log records;
 //!   [`overview`]: activity, durations, queue readings and presence for the console.
 
+pub mod activity;
 pub mod backoff;
 pub mod catalogue;
 pub mod delivery;

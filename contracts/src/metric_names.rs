@@ -15,6 +15,7 @@ pub const ROUTER_DELIVERIES_PUBLISHED: &str = "hookbus_router_deliveries_publish
 pub const HOOK_CACHE_LOADED: &str = "hookbus_hook_cache_loaded_timestamp_seconds";
 pub const HOOKS: &str = "hookbus_hooks";
 pub const QUEUE_MESSAGES: &str = "hookbus_queue_messages";
+pub const IDLE_QUEUES_DELETED: &str = "hookbus_idle_hook_queues_deleted_total";
 
 // The deliverer.
 pub const DELIVERIES: &str = "hookbus_deliveries_total";
@@ -23,6 +24,7 @@ pub const ATTEMPT_DURATION: &str = "hookbus_delivery_attempt_duration_seconds";
 pub const DELIVERY_LATENCY: &str = "hookbus_delivery_latency_seconds";
 pub const DELIVERIES_IN_FLIGHT: &str = "hookbus_deliveries_in_flight";
 pub const HOOK_CONSUMERS: &str = "hookbus_deliverer_hook_consumers";
+pub const HOOKS_OWNED: &str = "hookbus_deliverer_hooks_owned";
 pub const HOOKS_DISABLED: &str = "hookbus_hooks_disabled_total";
 pub const DELIVERY_LOGS_DROPPED: &str = "hookbus_delivery_logs_dropped_total";
 pub const HOOK_BACKLOG: &str = "hookbus_hook_backlog_messages";
@@ -46,12 +48,14 @@ pub const ALL: &[&str] = &[
     HOOK_CACHE_LOADED,
     HOOKS,
     QUEUE_MESSAGES,
+    IDLE_QUEUES_DELETED,
     DELIVERIES,
     DELIVERY_ATTEMPTS,
     ATTEMPT_DURATION,
     DELIVERY_LATENCY,
     DELIVERIES_IN_FLIGHT,
     HOOK_CONSUMERS,
+    HOOKS_OWNED,
     HOOKS_DISABLED,
     DELIVERY_LOGS_DROPPED,
     HOOK_BACKLOG,
@@ -97,6 +101,7 @@ mod tests {
             ROUTER_EVENTS,
             DELIVERIES,
             HOOKS_DISABLED,
+            IDLE_QUEUES_DELETED,
             TRACE_SPANS_DROPPED,
         ] {
             assert!(name.ends_with("_total"), "a counter: {name}");

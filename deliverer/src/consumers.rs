@@ -1,8 +1,9 @@
 //! Which hook queues this deliverer consumes, kept in step with the hook configuration and
 //! the live deliverers.
 //!
-//! Every enabled hook this deliverer owns (`membership`: two owners per idle hook among the
-//! live deliverers, every deliverer for a busy one) gets a consumer on one shared channel, which runs at most the
+//! Every enabled and active hook this deliverer owns (`membership`: two owners per idle hook
+//! among the live deliverers, every deliverer for a busy one; active: with an event, a
+//! delivery or a retry within the idle period) gets a consumer on one shared channel, which runs at most the
 //! per-hook limit of deliveries at once, with a prefetch of an equal share of the process's
 //! limit (`HOOKBUS_DELIVERER_PREFETCH`), capped at twice the per-hook limit: a slow endpoint
 //! holds at most its share of this process's messages, so it cannot take the other hooks'
@@ -120,6 +121,7 @@ async fn session(
     };
     let mut changes = ctx.cache.subscribe();
     let mut members = ctx.membership.subscribe();
+    let mut active = ctx.membership.subscribe_activity();
     let mut health = tokio::time::interval(Duration::from_secs(1));
     let over = running.over.clone();
     let control = async {
@@ -132,6 +134,7 @@ async fn session(
                 _ = running.over.cancelled() => break Ok(()),
                 changed = changes.changed() => if changed.is_err() { break Ok(()) },
                 changed = members.changed() => if changed.is_err() { break Ok(()) },
+                changed = active.changed() => if changed.is_err() { break Ok(()) },
                 _ = health.tick() => {}
             }
             if !running.consume.status().connected() || !running.publish.healthy() {
@@ -152,17 +155,22 @@ async fn session(
     }
 }
 
-/// Starts consumers for the enabled hooks this deliverer owns that have none, cancels those
-/// of hooks that are gone, disabled or owned by others, starts again those holding more
-/// than the current share, and restarts consumers that ended.
+/// Starts consumers for the enabled, active hooks this deliverer owns that have none,
+/// cancels those of hooks that are gone, disabled, idle or owned by others, starts again
+/// those holding more than the current share, and restarts consumers that ended.
 async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), SessionError> {
     let snapshot = ctx.cache.snapshot();
     running.consumers.retain(|_, c| !c.task.is_finished());
     running.retiring.retain(|task| !task.is_finished());
-    let wanted: HashSet<&HookId> = snapshot
+    let owned: Vec<&HookId> = snapshot
         .hooks()
         .filter(|h| h.enabled && ctx.membership.owns(&h.id))
         .map(|h| &h.id)
+        .collect();
+    ctx.metrics.hooks_owned.set(owned.len() as i64);
+    let wanted: HashSet<&HookId> = owned
+        .into_iter()
+        .filter(|id| ctx.membership.is_active(id))
         .collect();
     let share = hook_prefetch(ctx.prefetch, wanted.len(), ctx.per_hook_in_flight);
     let stopping: Vec<HookId> = running
@@ -180,8 +188,8 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
             .basic_cancel(consuming.tag.as_str().into(), BasicCancelOptions::default())
             .await?;
         if snapshot.get(&id).is_some_and(|h| h.enabled) {
-            // Started again below with the smaller share, or owned by other deliverers now:
-            // meanwhile the old consumer finishes the deliveries it holds.
+            // Started again below with the smaller share, owned by other deliverers now, or
+            // idle: meanwhile the old consumer finishes the deliveries it holds.
             running.retiring.push(consuming.task);
         } else {
             tracing::info!(hook_id = %id, "stopped consuming a disabled or deleted hook");
@@ -246,6 +254,7 @@ async fn consume_hook(
                 if under_way.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
                     ctx.membership.report_busy(hook);
                 }
+                ctx.membership.note_delivering(hook);
                 process(ctx, publish.as_ref(), hook, msg).await;
                 under_way.fetch_sub(1, Ordering::Relaxed);
                 Ok(())

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookbus_contracts::topology::Topology;
-use hookbus_runtime::config::{parse_duration, parse_schedule, CommonConfig, TargetConfig};
+use hookbus_runtime::config::{
+    parse_duration, parse_schedule, ActivityConfig, CommonConfig, TargetConfig,
+};
 use hookbus_runtime::health::Readiness;
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::ops;
@@ -42,6 +44,8 @@ pub struct Config {
     pub common: CommonConfig,
     #[command(flatten)]
     pub targets: TargetConfig,
+    #[command(flatten)]
+    pub activity: ActivityConfig,
     /// Address of /healthz and /metrics (port 0 picks a free one).
     #[arg(
         long,
@@ -156,7 +160,14 @@ pub async fn run(
     let telemetry = Telemetry::start(&config.telemetry, "hookbus-deliverer", &metrics.registry)?;
     let logs = DeliveryLogs::new(store.pool().clone(), config.common.redis_keys());
     let (journal, journal_writer) = journal::Journal::start(logs, metrics.logs_dropped.clone());
-    let membership = Arc::new(membership::Membership::new(config.hook_owners));
+    let activity = config.activity.idle().map(|idle| {
+        hookbus_runtime::activity::HookActivity::new(
+            store.pool().clone(),
+            config.common.redis_keys(),
+            idle,
+        )
+    });
+    let membership = Arc::new(membership::Membership::new(config.hook_owners, activity));
     tasks.spawn(membership::keep(
         store.clone(),
         membership.clone(),

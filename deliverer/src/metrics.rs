@@ -22,6 +22,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Hook queues this process consumes.
     pub consumers: IntGauge,
+    /// Enabled hooks this process owns: it consumes those of them that are active.
+    pub hooks_owned: IntGauge,
     /// Hooks disabled by the deliverer, by reason (`gone`: the endpoint answered 410;
     /// `failing`: it failed for longer than the auto-disable window).
     pub hooks_disabled: IntCounterVec,
@@ -70,6 +72,10 @@ impl Metrics {
             ),
             in_flight: r.gauge(name::DELIVERIES_IN_FLIGHT, "Attempts under way"),
             consumers: r.gauge(name::HOOK_CONSUMERS, "Hook queues consumed"),
+            hooks_owned: r.gauge(
+                name::HOOKS_OWNED,
+                "Enabled hooks this deliverer owns (it consumes the active ones)",
+            ),
             hooks_disabled: r.counters(
                 name::HOOKS_DISABLED,
                 "Hooks disabled by the deliverer, by reason",

@@ -36,6 +36,7 @@ pub async fn settle(
     decision: Decision,
     context: Option<&TraceParent>,
 ) -> &'static str {
+    let decision = hold_for_retry(ctx, delivery, decision).await;
     let (outcome, settled) = match apply_with_backoff(ctx, publish, delivery, &decision, context)
         .await
     {
@@ -79,6 +80,33 @@ pub async fn settle(
         tracing::warn!(error = %err, "could not settle a delivery; the broker will redeliver it");
     }
     outcome
+}
+
+/// A retry comes back to its hook's queue after its wait: the hook must be active until
+/// then, or the queue could be deleted as idle meanwhile and the retry dropped with no
+/// queue to return to. When that cannot be written to Redis (with [`Backoff::SETTLE`]'s
+/// waits), the delivery is dead-lettered with the reason instead: replayable, never lost.
+async fn hold_for_retry(ctx: &DeliverCtx, delivery: &Delivery, decision: Decision) -> Decision {
+    let Decision::Retry { wait, .. } = decision else {
+        return decision;
+    };
+    let mut failures = 0;
+    loop {
+        let Err(err) = ctx.membership.hold_for_retry(&delivery.hook_id, wait).await else {
+            return decision;
+        };
+        failures += 1;
+        let Some(pause) = Backoff::SETTLE.after(failures) else {
+            return Decision::DeadLetter {
+                reason: format!(
+                    "retry could not be scheduled: its hook's activity was not written ({err})"
+                ),
+                disable: None,
+            };
+        };
+        tracing::warn!(error = %err, event_id = %delivery.event.id, failures, "hook activity for a retry not written");
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Each try on a channel of the pool: one that got a nack is replaced for the next try

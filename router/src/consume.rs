@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use hookbus_contracts::backoff::Backoff;
 use hookbus_contracts::topology::{Topology, DEAD_LETTER_REASON_HEADER};
-use hookbus_contracts::{Delivery, Event};
+use hookbus_contracts::{Delivery, Event, HookId};
 use hookbus_runtime::broker::{self, ConfirmPool, Outgoing, PublishError};
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::health::BrokerFlags;
@@ -29,6 +29,7 @@ use lapin::types::FieldTable;
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::{Activation, ActivationError, Activator};
 use crate::metrics::Metrics;
 use crate::plan;
 
@@ -49,6 +50,18 @@ pub struct RouterCtx {
     /// On shutdown, how long events under way may take to settle.
     pub drain_deadline: Duration,
     pub tracing: Tracing,
+    /// `None` when activity is not tracked (`HOOKBUS_HOOK_IDLE=0`).
+    pub activity: Option<Arc<Activator>>,
+}
+
+/// Why an event could not be routed this time (it goes back to its queue, see
+/// [`requeue_or_park`]).
+#[derive(Debug, thiserror::Error)]
+enum RouteError {
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Activation(#[from] ActivationError),
 }
 
 /// How one event was settled.
@@ -176,7 +189,9 @@ async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
             span.event("decoded");
             route(publish, ctx, &event, &mut span).await
         }
-        Err(err) => park(publish, ctx, &msg, &format!("unreadable event: {err}")).await,
+        Err(err) => park(publish, ctx, &msg, &format!("unreadable event: {err}"))
+            .await
+            .map_err(RouteError::from),
     };
     let settled = match result {
         Ok(routed) => {
@@ -214,7 +229,7 @@ async fn requeue_or_park(
     publish: &ConfirmPool,
     ctx: &RouterCtx,
     msg: &AmqpMessage,
-    err: &PublishError,
+    err: &RouteError,
 ) -> lapin::Result<bool> {
     let failures = broker::delivery_count(&msg.properties) + 1;
     match Backoff::SETTLE.after(failures) {
@@ -254,7 +269,7 @@ async fn route(
     ctx: &RouterCtx,
     event: &Event,
     span: &mut Step,
-) -> Result<Routed, PublishError> {
+) -> Result<Routed, RouteError> {
     // The lease first, then the snapshot: a lease valid now was renewed with a snapshot at
     // least as new as every change an admin has answered for (see `lease`).
     ctx.lease.wait_valid().await;
@@ -263,7 +278,18 @@ async fn route(
         tracing::debug!(event_id = %event.id, event = %event.name, "no hook wants this event");
         return Ok(Routed::Unmatched);
     }
+    let hooks: Vec<&HookId> = deliveries.iter().map(|d| &d.hook_id).collect();
+    let activation = match &ctx.activity {
+        Some(activity) => activity.activate(&hooks).await?,
+        None => Activation::NONE,
+    };
     let mut lent = publish.lend().await?;
+    for hook in &activation.declare {
+        ctx.topology
+            .declare_hook(lent.channel(), hook)
+            .await
+            .map_err(PublishError::from)?;
+    }
     let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
     let context = span.context();
     let batch: Vec<Outgoing> = deliveries
@@ -292,17 +318,20 @@ async fn route(
         .map(|(msg, _)| msg)
         .collect();
     for msg in &again {
-        let hook =
-            hookbus_contracts::HookId::parse(msg.routing_key).expect("routing keys are hook ids");
-        ctx.topology.declare_hook(lent.channel(), &hook).await?;
+        let hook = HookId::parse(msg.routing_key).expect("routing keys are hook ids");
+        ctx.topology
+            .declare_hook(lent.channel(), &hook)
+            .await
+            .map_err(PublishError::from)?;
     }
     if !again.is_empty() {
         let sent = broker::publish_all(lent.channel(), &exchange, &again).await;
         let still = lent.watch(sent)?;
         if let Some((msg, _)) = again.iter().zip(&still).find(|(_, back)| **back) {
-            return Err(PublishError::Unroutable(msg.routing_key.to_owned()));
+            return Err(PublishError::Unroutable(msg.routing_key.to_owned()).into());
         }
     }
+    activation.check()?;
     span.event("confirmed");
     ctx.metrics
         .deliveries

@@ -25,6 +25,8 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use serde::Serialize;
+
+use crate::activity::{Activation, Activator};
 use serde_json::Value;
 
 /// One dead letter as the API shows it.
@@ -97,6 +99,8 @@ pub enum DeadLetterError {
     Broker(#[from] lapin::Error),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Activation(#[from] crate::activity::ActivationError),
 }
 
 /// Messages in a parking queue, `None` when it does not exist. Passive: looking never
@@ -184,6 +188,7 @@ async fn pass_through(
     topology: &Topology,
     parked: &Parked,
     tracing: &Tracing,
+    activity: Option<&Activator>,
     mut decide: impl FnMut(usize, &BasicGetMessage) -> Option<Target>,
 ) -> Result<Option<usize>, DeadLetterError> {
     let queue = parked.queue(topology);
@@ -223,7 +228,7 @@ async fn pass_through(
                     parent.as_ref(),
                     attributes,
                 );
-                republish(&ch, topology, &target, span.context().as_ref()).await?;
+                republish(&ch, topology, activity, &target, span.context().as_ref()).await?;
                 replayed += 1;
             }
         }
@@ -234,16 +239,22 @@ async fn pass_through(
 }
 
 /// Publishes a replayed message where it goes: a fresh delivery (attempts reset) to its
-/// hook's queue, or the event to the router.
+/// hook's queue, the hook made active first (as the router does before it routes), or the
+/// event to the router.
 async fn republish(
     ch: &Channel,
     topology: &Topology,
+    activity: Option<&Activator>,
     target: &Target,
     context: Option<&TraceParent>,
 ) -> Result<(), DeadLetterError> {
     match target {
         Target::Hook(parked) => {
             let fresh = Delivery::new(parked.hook_id.clone(), parked.event.clone());
+            let activation = match activity {
+                Some(activity) => activity.activate_one(&fresh.hook_id).await?,
+                None => Activation::NONE,
+            };
             topology.declare_deliveries(ch).await?;
             topology.declare_hook(ch, &fresh.hook_id).await?;
             let props =
@@ -256,6 +267,7 @@ async fn republish(
                 props,
             )
             .await?;
+            activation.check()?;
         }
         Target::Router(event) => {
             let props = trace_context::carry(broker::persistent_json(event.id.as_str()), context);
@@ -282,7 +294,7 @@ pub async fn list(
 ) -> Result<(Vec<DeadLetter>, usize), DeadLetterError> {
     let mut page = Vec::new();
     let mut total = 0;
-    pass_through(conn, topology, parked, &Tracing::off(), |i, msg| {
+    pass_through(conn, topology, parked, &Tracing::off(), None, |i, msg| {
         total = i + 1;
         if (offset..offset + limit).contains(&i) {
             page.push(describe(msg));
@@ -300,8 +312,9 @@ pub async fn replay(
     parked: &Parked,
     filter: &ReplayFilter,
     tracing: &Tracing,
+    activity: Option<&Activator>,
 ) -> Result<usize, DeadLetterError> {
-    let replayed = pass_through(conn, topology, parked, tracing, |_, msg| {
+    let replayed = pass_through(conn, topology, parked, tracing, activity, |_, msg| {
         let dead_at = broker::header(&msg.delivery.properties, DEAD_LETTER_AT_HEADER)
             .and_then(|v| v.parse().ok());
         readable(&msg.delivery.data).filter(|target| filter.takes(target.event(), dead_at))

@@ -8,16 +8,20 @@
 //! - [`portal`]: signed, expiring portal links, each scoped to one hook.
 //! - [`dead_letters`]: listing and replaying dead letters (API and command line).
 //! - [`deleted_queues`]: removing a deleted hook's queues, crash-safe.
+//! - [`activity`], [`idle_queues`]: a hook's queue exists only while it is active: made
+//!   active before publishing, deleted when idle and empty.
 //! - [`lease`]: the promise that this router routes by the current configuration, so that
 //!   an admin change answers only once every router applies it.
 //! - [`run`]: the `router` process: routing, admin API, `/healthz`, `/readyz`, `/metrics`.
 
+pub mod activity;
 pub mod api;
 pub mod console;
 pub mod consume;
 pub mod dead_letters;
 pub mod deleted_queues;
 pub mod depths;
+pub mod idle_queues;
 pub mod lease;
 pub mod metrics;
 pub mod plan;
@@ -26,7 +30,7 @@ pub mod portal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbus_runtime::config::{parse_duration, CommonConfig, TargetConfig};
+use hookbus_runtime::config::{parse_duration, ActivityConfig, CommonConfig, TargetConfig};
 use hookbus_runtime::health::Readiness;
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::ops;
@@ -47,6 +51,8 @@ pub struct Config {
     pub common: CommonConfig,
     #[command(flatten)]
     pub targets: TargetConfig,
+    #[command(flatten)]
+    pub activity: ActivityConfig,
     /// Address of the admin API, /healthz and /metrics.
     #[arg(long, env = "HOOKBUS_ROUTER_LISTEN", default_value = "127.0.0.1:7802")]
     pub listen: String,
@@ -207,6 +213,27 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let activity = match config.activity.idle() {
+        Some(idle) => {
+            let store = hookbus_runtime::activity::HookActivity::new(
+                store.pool().clone(),
+                config.common.redis_keys(),
+                idle,
+            );
+            // Before the admin API takes a hook: only hooks from before are seeded.
+            idle_queues::seed(&store).await;
+            tasks.spawn(idle_queues::sweep(
+                config.common.amqp_url.clone(),
+                store.clone(),
+                config.common.topology(),
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+            Some(Arc::new(activity::Activator::new(store)))
+        }
+        None => None,
+    };
+
     let lease = lease::Lease::default();
     tasks.spawn(lease::keep(
         store.clone(),
@@ -239,6 +266,7 @@ pub async fn run(
         prefetch: config.prefetch.max(1),
         drain_deadline: config.drain_deadline,
         tracing: telemetry.tracing.clone(),
+        activity: activity.clone(),
     });
     let flags = hookbus_runtime::health::BrokerFlags::register(&readiness);
     let routing = tokio::spawn({
@@ -273,6 +301,7 @@ pub async fn run(
         ),
         portal: portal::PortalKey::new(config.console.portal_secret.as_deref()),
         tracing: telemetry.tracing.clone(),
+        activity,
     };
     if config.console.portal_secret.is_none() {
         tracing::info!("HOOKBUS_PORTAL_SECRET is not set: portal links work until this router stops, on this router only");
@@ -325,7 +354,11 @@ pub enum CommandError {
 }
 
 /// Runs an operator command against the broker; prints its result on stdout.
-pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(), CommandError> {
+pub async fn run_command(
+    common: &CommonConfig,
+    activity: &ActivityConfig,
+    command: &Command,
+) -> Result<(), CommandError> {
     let Command::DeadLetters(command) = command;
     let topology = common.topology();
     let (DeadLetterCommand::List { which, .. } | DeadLetterCommand::Replay { which, .. }) = command;
@@ -364,8 +397,27 @@ pub async fn run_command(common: &CommonConfig, command: &Command) -> Result<(),
             };
             // No spans from a one-off command: the replayed messages carry their trace on.
             let tracing = hookbus_runtime::telemetry::Tracing::off();
-            let replayed =
-                dead_letters::replay(&conn, &topology, &parked, &filter, &tracing).await?;
+            let activator = match activity.idle() {
+                Some(idle) => {
+                    let store = store::HookStore::new(&common.redis_url, common.redis_keys())?;
+                    let store = hookbus_runtime::activity::HookActivity::new(
+                        store.pool().clone(),
+                        common.redis_keys(),
+                        idle,
+                    );
+                    Some(activity::Activator::new(store))
+                }
+                None => None,
+            };
+            let replayed = dead_letters::replay(
+                &conn,
+                &topology,
+                &parked,
+                &filter,
+                &tracing,
+                activator.as_ref(),
+            )
+            .await?;
             println!("{}", serde_json::json!({"replayed": replayed}));
         }
     }

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let config =
         hookbus_router::Config::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Some(command) = &config.command {
-        return hookbus_router::run_command(&config.common, command)
+        return hookbus_router::run_command(&config.common, &config.activity, command)
             .await
             .context("router command");
     }

@@ -2,7 +2,7 @@
 
 use hookbus_contracts::metric_names as name;
 use hookbus_runtime::metrics::Registrar;
-use prometheus::{Histogram, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -20,6 +20,8 @@ pub struct Metrics {
     pub hooks: IntGauge,
     /// Messages ready in the events queue and in the unreadable-events queue.
     pub queue_messages: IntGaugeVec,
+    /// Queues of idle hooks this router deleted.
+    pub idle_queues_deleted: IntCounter,
 }
 
 impl Metrics {
@@ -51,6 +53,10 @@ impl Metrics {
                 "Unix time the hook configuration was last confirmed current with Redis",
             ),
             hooks: r.gauge(name::HOOKS, "Hooks in the configuration cache"),
+            idle_queues_deleted: r.counter(
+                name::IDLE_QUEUES_DELETED,
+                "Queues of idle hooks deleted (empty and unconsumed; declared again at the next event)",
+            ),
             registry: r.registry(),
         }
     }

@@ -58,6 +58,31 @@ pub struct TargetConfig {
     pub egress_proxy: Option<String>,
 }
 
+/// How long a hook's queue and consumers outlive its last event: read by the router (which
+/// activates hooks and deletes idle queues) and the deliverer (which consumes active hooks).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ActivityConfig {
+    /// A hook with nothing routed, delivered or due for this long is idle: deliverers stop
+    /// consuming it and its queue is deleted once empty, until its next event. 0 keeps
+    /// every enabled hook's queue and consumers at all times.
+    #[arg(long, env = "HOOKBUS_HOOK_IDLE", default_value = "5m", value_parser = parse_duration)]
+    pub hook_idle: std::time::Duration,
+}
+
+impl ActivityConfig {
+    pub fn idle(&self) -> Option<hookbus_contracts::activity::Idle> {
+        hookbus_contracts::activity::Idle::new(self.hook_idle)
+    }
+}
+
+impl Default for ActivityConfig {
+    fn default() -> ActivityConfig {
+        ActivityConfig {
+            hook_idle: hookbus_contracts::activity::DEFAULT_IDLE,
+        }
+    }
+}
+
 impl TargetConfig {
     pub fn policy(&self) -> TargetPolicy {
         TargetPolicy {

@@ -6,7 +6,8 @@
 //!   [`declare`]: declaring the topology the contracts name; [`health`]: readiness flags.
 //!
 //! With the `service` feature (the processes):
-//! - [`store`]: hooks in Redis and the cache every process routes by; [`logs`]: delivery
+//! - [`store`]: hooks in Redis and the cache every process routes by; [`activity`]: which
+//!   hooks are active (their queues exist and are consumed); [`logs`]: delivery
 //!   logs and stats in Redis; [`overview`]: activity, queue readings and presence for the
 //!   console.
 //! - [`config`]: settings from the environment; [`ops`]: `/healthz`, `/readyz`, `/metrics`,
@@ -21,6 +22,8 @@ pub mod declare;
 pub mod health;
 pub mod trace_context;
 
+#[cfg(feature = "service")]
+pub mod activity;
 #[cfg(feature = "service")]
 pub mod config;
 #[cfg(feature = "service")]

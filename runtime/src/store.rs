@@ -317,10 +317,15 @@ impl HookStore {
         Ok(ids.iter().filter_map(|id| HookId::parse(id)).collect())
     }
 
-    /// Done with a deleted hook: its queues are gone.
+    /// Done with a deleted hook: its queues are gone, and so is its activity.
     pub async fn forget_deleted(&self, id: &HookId) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
-        conn.zrem::<_, _, ()>(self.keys.deleted_hooks(), id.as_str())
+        redis::pipe()
+            .atomic()
+            .zrem(self.keys.deleted_hooks(), id.as_str())
+            .zrem(self.keys.active_hooks(), id.as_str())
+            .hdel(self.keys.retiring_hooks(), id.as_str())
+            .query_async::<()>(&mut *conn)
             .await?;
         Ok(())
     }

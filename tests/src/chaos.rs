@@ -517,7 +517,9 @@ impl Soak {
         loop {
             let mut consumers = 0.0;
             for d in &self.deliverers {
-                let n = pipeline::metric(http, d.addr, "hookbus_deliverer_hook_consumers").await;
+                let n =
+                    pipeline::metric(http, d.addr, hookbus_contracts::metric_names::HOOKS_OWNED)
+                        .await;
                 consumers += n.unwrap_or(0.0);
             }
             let consuming = consumers >= (HOOKS.len() * owners) as f64;

@@ -8,9 +8,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hookbus_contracts::metric_names as name;
 use hookbus_contracts::topology::{QueueType, Topology};
 use hookbus_contracts::HookId;
-use hookbus_runtime::config::{CommonConfig, TargetConfig};
+use hookbus_runtime::config::{ActivityConfig, CommonConfig, TargetConfig};
 use hookbus_runtime::telemetry::TelemetryConfig;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
@@ -91,6 +92,7 @@ pub fn deliverer_config_on(
     hookbus_deliverer::Config {
         common: common_on(prefix, servers),
         targets: targets(),
+        activity: Default::default(),
         listen: "127.0.0.1:0".into(),
         retry_schedule: schedule.to_vec(),
         attempt_timeout: Duration::from_secs(2),
@@ -175,6 +177,7 @@ pub fn router_config(prefix: &str, servers: &Servers) -> hookbus_router::Config 
     hookbus_router::Config {
         common: common_on(prefix, servers),
         targets: targets(),
+        activity: Default::default(),
         listen: String::new(),
         admin_token: Some(ADMIN_TOKEN.into()),
         admin_open: false,
@@ -279,10 +282,44 @@ impl Pipeline {
         deliverers: usize,
         telemetry: &TelemetryConfig,
     ) -> Pipeline {
+        let activity = ActivityConfig::default();
+        Pipeline::start_full(test, servers, schedule, deliverers, telemetry, &activity).await
+    }
+
+    /// A pipeline whose router and deliverers take a hook for idle after `idle` without
+    /// an event, delivery or retry due (tests of queues deleted and declared again).
+    pub async fn start_idle(
+        test: &str,
+        schedule: &[Duration],
+        deliverers: usize,
+        idle: Duration,
+    ) -> Pipeline {
+        let off = TelemetryConfig::default();
+        let activity = ActivityConfig { hook_idle: idle };
+        Pipeline::start_full(
+            test,
+            Servers::default(),
+            schedule,
+            deliverers,
+            &off,
+            &activity,
+        )
+        .await
+    }
+
+    async fn start_full(
+        test: &str,
+        servers: Servers,
+        schedule: &[Duration],
+        deliverers: usize,
+        telemetry: &TelemetryConfig,
+        activity: &ActivityConfig,
+    ) -> Pipeline {
         let prefix = unique_prefix(test);
         let cleanup = Cleanup::on(&servers, &prefix, schedule);
         let mut router = router_config(&prefix, &servers);
         router.telemetry = telemetry.clone();
+        router.activity = activity.clone();
         let router = start_router_with(router).await;
         let mut producer = producer_config(&prefix, &servers, 256 * 1024);
         producer.telemetry = telemetry.clone();
@@ -292,6 +329,7 @@ impl Pipeline {
             let mut config = deliverer_config_on(&prefix, &servers, schedule);
             config.telemetry = telemetry.clone();
             config.send_traceparent = telemetry.endpoint.is_some();
+            config.activity = activity.clone();
             started.push(start_deliverer(config).await);
         }
         let pipeline = Pipeline {
@@ -355,10 +393,10 @@ impl Pipeline {
         hook
     }
 
-    /// Waits until every deliverer consumes `n` hook queues and the router knows at least
+    /// Waits until every deliverer owns `n` hooks and the router knows at least
     /// `n` hooks (hooks are created in order, so the first `n` are among them).
     pub async fn wait_hooks(&self, n: usize) {
-        self.wait_consumers(n as f64, &format!("consume {n} hook queues"))
+        self.wait_consumers(n as f64, &format!("own {n} hooks"))
             .await;
         let what = format!("the router to know at least {n} hooks");
         eventually(what, WAIT, async || {
@@ -372,8 +410,7 @@ impl Pipeline {
     /// Waits until every deliverer has loaded the hook store as it is now (a rotated key, a
     /// new URL), which no metric states: a probe hook (subscribed to
     /// `OrganizationScope.Deleted`, which must not be published meanwhile) is created, which
-    /// each deliverer shows by consuming its queue, then deleted, which each shows by
-    /// cancelling that consumer. Whatever was stored before the probe is loaded by then.
+    /// each deliverer shows by owning it, then deleted, which each shows by dropping it. Whatever was stored before the probe is loaded by then.
     pub async fn wait_deliverers_current(&self) {
         let (_, hooks) = self.admin(reqwest::Method::GET, "/api/hooks", None).await;
         let enabled = hooks
@@ -389,25 +426,25 @@ impl Pipeline {
             )
             .await;
         assert_eq!(status, 201, "the probe hook: {probe}");
-        self.wait_consumers(enabled + 1.0, "consume the probe hook's queue")
+        self.wait_consumers(enabled + 1.0, "own the probe hook")
             .await;
         let path = format!("/api/hooks/{}", hook_id(&probe));
         let (status, _) = self.admin(reqwest::Method::DELETE, &path, None).await;
         assert_eq!(status, 204, "deleting the probe hook");
-        self.wait_consumers(enabled, "drop the probe hook's consumer")
-            .await;
+        self.wait_consumers(enabled, "drop the probe hook").await;
     }
 
-    /// Waits until the deliverers consume `n` hook queues as their owners: each deliverer
-    /// all of them while there are no more deliverers than an idle hook has owners, and
-    /// beyond that `n` times the owners in all (ARCHITECTURE.md, "Who consumes what").
+    /// Waits until the deliverers own `n` enabled hooks: each deliverer all of them while
+    /// there are no more deliverers than an idle hook has owners, and beyond that `n` times
+    /// the owners in all (ARCHITECTURE.md, "Who consumes what"). Owning is consuming once
+    /// the hook is active: its first event starts its consumers.
     async fn wait_consumers(&self, n: f64, doing: &str) {
         let owners = hookbus_contracts::owners::DEFAULT_OWNERS;
         let each = self.deliverers.len() <= owners;
         eventually(format!("the deliverers to {doing}"), WAIT, async || {
             let mut counts = Vec::new();
             for d in &self.deliverers {
-                counts.push(metric(&self.http, d.addr, "hookbus_deliverer_hook_consumers").await);
+                counts.push(metric(&self.http, d.addr, name::HOOKS_OWNED).await);
             }
             check(counts, |c| {
                 if each {

@@ -29,7 +29,7 @@ pub async fn run(role: &str, args: Vec<String>) -> Result<(), String> {
         "router" => {
             let c = hookbus_router::Config::try_parse_args(args).unwrap_or_else(|e| e.exit());
             if let Some(command) = &c.command {
-                return hookbus_router::run_command(&c.common, command)
+                return hookbus_router::run_command(&c.common, &c.activity, command)
                     .await
                     .map_err(|e| e.to_string());
             }

@@ -56,8 +56,15 @@ async fn replay_parked(
     filter: &ReplayFilter,
 ) -> Result<Json<Value>, ApiError> {
     let conn = connect(state).await?;
-    let replayed =
-        dead_letters::replay(&conn, &state.topology, &parked, filter, &state.tracing).await;
+    let replayed = dead_letters::replay(
+        &conn,
+        &state.topology,
+        &parked,
+        filter,
+        &state.tracing,
+        state.activity.as_deref(),
+    )
+    .await;
     let _ = conn.close(200, "done".into()).await;
     Ok(Json(json!({"replayed": replayed.map_err(broker_error)?})))
 }

@@ -172,7 +172,6 @@ pub async fn create(
     let Json(input) = body.map_err(json_error)?;
     state.writable()?;
     let hook = input.validate(&state.policy).map_err(hook_error)?;
-    state.declare_queue(&hook.id).await?;
     state.store.insert(&hook).await.map_err(store_unavailable)?;
     state.apply_everywhere().await;
     tracing::info!(hook_id = %hook.id, events = ?hook.events, "hook created");
@@ -205,7 +204,7 @@ pub async fn update(
     state.writable()?;
     if patch.enabled == Some(true) {
         let hook = load_hook(&state, &id).await?.id;
-        state.declare_queue(&hook).await?;
+        state.wake(&hook).await?;
     }
     let hook = state
         .store

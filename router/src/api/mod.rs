@@ -32,7 +32,6 @@ use axum::Router;
 use hookbus_contracts::target::TargetPolicy;
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::{Hook, HookId};
-use hookbus_runtime::declare::Declare;
 use hookbus_runtime::http::{require_bearer, ApiError, BearerToken};
 use hookbus_runtime::logs::DeliveryLogs;
 use hookbus_runtime::store::{HookCache, HookStore, StoreError, UpdateError};
@@ -61,6 +60,8 @@ pub struct AdminState {
     pub portal: PortalKey,
     /// Spans of dead-letter replays.
     pub tracing: hookbus_runtime::telemetry::Tracing,
+    /// `None` when activity is not tracked.
+    pub activity: Option<Arc<crate::activity::Activator>>,
 }
 
 pub type Shared = Arc<AdminState>;
@@ -157,23 +158,17 @@ impl AdminState {
         Ok(())
     }
 
-    /// Declares `hook`'s queue, so that it exists before any event can be routed to it.
-    async fn declare_queue(&self, hook: &HookId) -> Result<(), ApiError> {
-        let unavailable = |err: lapin::Error| {
-            tracing::warn!(error = %err, "hook queue not declared");
-            ApiError::unavailable("RabbitMQ is unavailable; nothing was changed")
+    /// Makes an enabled hook active, so that its deliverers drain what waited in its queue
+    /// while it was disabled (an empty queue is deleted by the next sweep).
+    async fn wake(&self, hook: &HookId) -> Result<(), ApiError> {
+        let Some(activity) = &self.activity else {
+            return Ok(());
         };
-        let conn = hookbus_runtime::broker::connect(&self.amqp_url, "hookbus-router-admin")
+        activity
+            .store()
+            .hold(&[(hook, Duration::ZERO)])
             .await
-            .map_err(unavailable)?;
-        let declared = async {
-            let ch = conn.create_channel().await?;
-            self.topology.declare_deliveries(&ch).await?;
-            self.topology.declare_hook(&ch, hook).await
-        }
-        .await;
-        let _ = conn.close(200, "declared".into()).await;
-        declared.map_err(unavailable)
+            .map_err(store_unavailable)
     }
 }
 

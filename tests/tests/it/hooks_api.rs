@@ -475,6 +475,7 @@ async fn without_a_token_the_router_refuses_to_start_unless_opened_on_purpose() 
     let config = |open: bool| hookbus_router::Config {
         common: hookbus_tests::pipeline::common(&prefix),
         targets: hookbus_tests::pipeline::targets(),
+        activity: Default::default(),
         listen: String::new(),
         admin_token: None,
         admin_open: open,

@@ -4,6 +4,7 @@
 //! runs one area. The signing-key test (`tests/tests/secrets.rs`) stays a binary of its own:
 //! it installs a process-wide log subscriber.
 
+mod activity;
 mod chaos;
 mod cluster;
 mod console;

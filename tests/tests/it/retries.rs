@@ -339,7 +339,7 @@ async fn the_operator_command_replays_dead_letters() {
         since: None,
         until: None,
     });
-    hookbus_router::run_command(&pipeline::common(&p.prefix), &command)
+    hookbus_router::run_command(&pipeline::common(&p.prefix), &Default::default(), &command)
         .await
         .unwrap();
     assert_eq!(receiver.wait_for(3, WAIT).await.len(), 3);
@@ -362,15 +362,19 @@ async fn the_operator_command_replays_dead_letters() {
     let quiet = p.create_hook(&["User.Created"], &receiver.url("q")).await;
     hookbus_router::run_command(
         &pipeline::common(&p.prefix),
+        &Default::default(),
         &list(hook_id(&quiet).to_string()),
     )
     .await
     .unwrap();
     let stranger = HookId::generate();
-    let err =
-        hookbus_router::run_command(&pipeline::common(&p.prefix), &list(stranger.to_string()))
-            .await
-            .expect_err("an unknown hook is an error");
+    let err = hookbus_router::run_command(
+        &pipeline::common(&p.prefix),
+        &Default::default(),
+        &list(stranger.to_string()),
+    )
+    .await
+    .expect_err("an unknown hook is an error");
     assert!(err.to_string().contains(stranger.as_str()), "{err}");
     for id in [hook_id(&quiet), stranger] {
         assert_eq!(

@@ -1,0 +1,187 @@
+//! Cost follows activity: a hook's queue exists and is consumed only while the hook has
+//! something to deliver, and nothing is lost on the way in or out of idleness. Two routers
+//! and two deliverers on one prefix, with an idle period of a fraction of a second so that
+//! queues are deleted and declared again many times within a test.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use hookbus_contracts::metric_names as name;
+use hookbus_contracts::EventName;
+use hookbus_tests::pipeline::{self, hook_id, queue_depth, router_config, start_router_with};
+use hookbus_tests::{check, eventually, Pipeline, Receiver};
+use serde_json::json;
+
+const IDLE: Duration = Duration::from_secs(1);
+/// The race test's idle period: short, so that queues are deleted several times a second.
+const SHORT_IDLE: Duration = Duration::from_millis(300);
+/// Hooks of the race test, one event each.
+const RACING: usize = 24;
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_routed_as_their_hooks_queues_are_deleted_for_idleness_all_arrive() {
+    let schedule = [Duration::from_millis(300)];
+    let p = Pipeline::start_idle("idle-race", &schedule, 2, SHORT_IDLE).await;
+    let mut second = router_config(&p.prefix, &p.servers);
+    second.activity.hook_idle = SHORT_IDLE;
+    let second = start_router_with(second).await;
+    let receiver = Receiver::start().await;
+    let events: Vec<&str> = EventName::all()
+        .map(EventName::as_str)
+        .take(RACING)
+        .collect();
+    let mut hooks = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let hook = p
+            .create_hook(&[event], &receiver.url(&format!("h/{i}")))
+            .await;
+        hooks.push(hook_id(&hook));
+    }
+    p.wait_hooks(RACING).await;
+    // Created, not yet active: no queue on the broker.
+    for hook in &hooks {
+        assert_eq!(queue_depth(&p.topology().hook_queue(hook)).await, None);
+    }
+
+    // Each hook gets events at gaps around the time its queue is deleted (the idle period
+    // plus up to a sweep), so that many land as the sweep looks at the queue.
+    let mut sent: HashMap<String, usize> = HashMap::new();
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut gaps = 0u64;
+    let mut next: Vec<Instant> = vec![Instant::now(); RACING];
+    while Instant::now() < until {
+        let (i, at) = next
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, at)| **at)
+            .map(|(i, at)| (i, *at))
+            .unwrap();
+        tokio::time::sleep_until(at.into()).await;
+        let (status, body) = p.ingest(json!({"event": events[i]})).await;
+        assert_eq!(status, 202, "{body}");
+        sent.insert(body["id"].as_str().unwrap().to_owned(), i);
+        // 250 ms to 650 ms, spread evenly by a counter (no rng needed).
+        gaps += 1;
+        let gap = Duration::from_millis(250 + (gaps * 137) % 400);
+        next[i] = Instant::now() + gap;
+    }
+    // (`wait_settled` counts one router's events; two route here.)
+    eventually("every event to arrive", WAIT, async || {
+        let got: HashSet<String> = receiver
+            .received()
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        check(
+            sent.keys().filter(|id| !got.contains(*id)).count(),
+            |missing| *missing == 0,
+        )
+    })
+    .await;
+    for r in receiver.received() {
+        let i: usize = r.path.trim_start_matches("h/").parse().unwrap();
+        assert_eq!(
+            sent[r.header("webhook-id")],
+            i,
+            "an event reached another hook"
+        );
+    }
+    let deleted = p.router_metric(name::IDLE_QUEUES_DELETED).await
+        + pipeline::metric(&p.http, second.addr, name::IDLE_QUEUES_DELETED)
+            .await
+            .unwrap_or(0.0);
+    assert!(
+        deleted >= 200.0,
+        "the race was not run: only {deleted} queues were deleted for idleness"
+    );
+    for hook in &hooks {
+        let dead = queue_depth(&p.topology().dead_queue(hook))
+            .await
+            .unwrap_or(0);
+        assert_eq!(dead, 0, "hook {hook} has dead letters");
+    }
+
+    // Idle again: every queue goes, and so does every consumer.
+    eventually(
+        "idle hooks to lose their queues and consumers",
+        WAIT,
+        async || {
+            let mut left = Vec::new();
+            for hook in &hooks {
+                left.push(queue_depth(&p.topology().hook_queue(hook)).await);
+            }
+            let consumers = p.deliverers_metric(name::HOOK_CONSUMERS).await;
+            check((left, consumers), |(left, consumers)| {
+                left.iter().all(Option::is_none) && *consumers == 0.0
+            })
+        },
+    )
+    .await;
+    second.stop().await;
+    p.stop().await;
+}
+
+/// A retry due after the hook would be idle keeps its queue, and a disabled hook's backlog
+/// waits through idleness until the hook is enabled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_retry_and_a_disabled_hooks_backlog_outlive_idleness() {
+    // The retry waits three idle periods.
+    let schedule = [Duration::from_secs(3), Duration::from_secs(3)];
+    let p = Pipeline::start_idle("idle-hold", &schedule, 1, IDLE).await;
+    let (late, paused) = (Receiver::start().await, Receiver::start().await);
+    late.script(&[503]);
+    paused.set_status(503);
+    p.create_hook(&["User.Created"], &late.url("late")).await;
+    let hook = p
+        .create_hook(&["Role.Created"], &paused.url("paused"))
+        .await;
+    p.wait_hooks(2).await;
+
+    for event in ["User.Created", "Role.Created"] {
+        let (status, body) = p.ingest(json!({"event": event})).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // The paused hook's first attempt failed: its retry waits in the tier while the hook
+    // is disabled, then returns to a queue nobody consumes.
+    paused.wait_for(1, WAIT).await;
+    let path = format!("/api/hooks/{}", hook_id(&hook));
+    let (status, _) = p
+        .admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let queue = p.topology().hook_queue(&hook_id(&hook));
+    pipeline::wait_depth(&queue, 1, WAIT).await;
+
+    // Three seconds after the first attempt, the retry came back to a live queue.
+    let got = late.wait_for(2, WAIT).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "the retry of the first attempt"
+    );
+
+    // Well past the idle period and many sweeps: the backlog is still there.
+    tokio::time::sleep(IDLE * 5).await;
+    assert_eq!(
+        queue_depth(&queue).await,
+        Some(1),
+        "a disabled hook's backlog went with its queue"
+    );
+    paused.set_status(200);
+    let (status, _) = p
+        .admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let got = paused.wait_for(2, WAIT).await;
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    p.stop().await;
+}
