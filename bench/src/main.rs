@@ -21,6 +21,7 @@
 //! - [`changes`]: `bench changes`, what one hook change costs among 100,000.
 //! - [`share`]: `bench share`, deliverers sharing the hooks, and taking over from one killed.
 
+mod active;
 mod alloc;
 mod amqp;
 mod backlog;
@@ -151,6 +152,10 @@ enum Command {
     /// Deliverers sharing 1,000 hooks: each one's share, and the takeover after a kill
     /// (docs/BENCHMARKS.md, "Deliverers sharing the hooks").
     Share(share::Args),
+    /// 100,000 hooks, 1,000 of them active, with 1, 2 and 4 deliverers, beside the bare path
+    /// and one hook: throughput, CPU per delivery, memory (docs/BENCHMARKS.md, "Cost follows
+    /// activity").
+    Active(active::Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -223,6 +228,7 @@ async fn main() -> Result<()> {
         Some(Command::Backlog(backlog)) => return backlog::run(&backlog).await,
         Some(Command::Changes(changes)) => return changes::run(&changes).await,
         Some(Command::Share(share)) => return share::run(&share).await,
+        Some(Command::Active(active)) => return active::run(&active).await,
         None => {}
     }
     let mut plan = args.plan();

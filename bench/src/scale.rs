@@ -177,7 +177,7 @@ impl Configured {
 }
 
 /// A hook as the API would store it.
-fn hook(event: &str, url: &str) -> Result<Hook> {
+pub(crate) fn hook(event: &str, url: &str) -> Result<Hook> {
     let input: HookInput =
         serde_json::from_value(json!({"events": [event], "config": {"url": url}}))?;
     let policy = pipeline::targets().policy();
@@ -237,14 +237,26 @@ async fn router_points(
 }
 
 /// A fresh deliverer process's resident memory once it consumes every idle hook's queue,
-/// at `DELIVERER_BASE` hooks and then `DELIVERER_STEP` more.
+/// at `DELIVERER_BASE` hooks and then `DELIVERER_STEP` more: with activity off
+/// (`HOOKBUS_HOOK_IDLE=0`), so that it consumes them although they are idle, which is what
+/// one consumed queue costs.
 async fn deliverer_memory(configured: &mut Configured) -> Result<Vec<(usize, Option<u64>)>> {
     let mut readings = Vec::new();
     for hooks in [DELIVERER_BASE, DELIVERER_BASE + DELIVERER_STEP] {
         configured.store_idle(hooks).await?;
-        let deliverer = configured.start("deliverer").await?;
+        let deliverer = ServiceProcess::start_with(
+            "deliverer",
+            configured.prefix(),
+            &configured.http,
+            &[("HOOKBUS_HOOK_IDLE", "0".into())],
+        )
+        .await?;
         let consuming = configured
-            .wait_for(&deliverer, "hookbus_deliverer_hook_consumers", hooks)
+            .wait_for(
+                &deliverer,
+                hookbus_contracts::metric_names::HOOK_CONSUMERS,
+                hooks,
+            )
             .await;
         let rss = deliverer.rss_bytes();
         deliverer.stop().await;

@@ -26,7 +26,8 @@ pub struct Args {
     kills: usize,
 }
 
-const CONSUMERS: &str = "hookbus_deliverer_hook_consumers";
+/// The hooks each deliverer owns (it consumes them once they are active).
+const CONSUMERS: &str = hookbus_contracts::metric_names::HOOKS_OWNED;
 const LIMIT: Duration = Duration::from_secs(60);
 
 pub async fn run(args: &Args) -> Result<()> {

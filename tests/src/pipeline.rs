@@ -407,6 +407,27 @@ impl Pipeline {
         .await;
     }
 
+    /// Makes `hook` active, as an event routed to it would, and waits until a deliverer has
+    /// declared its queue: for tests that publish to the queue, or set a policy on it,
+    /// themselves.
+    pub async fn activate(&self, hook: &HookId) {
+        let keys = hookbus_contracts::keys::RedisKeys::new(&self.prefix);
+        let store = hookbus_runtime::store::HookStore::new(&self.servers.redis_url, keys.clone())
+            .expect("the hook store");
+        let idle =
+            hookbus_contracts::activity::Idle::new(hookbus_contracts::activity::DEFAULT_IDLE)
+                .expect("activity on");
+        hookbus_runtime::activity::HookActivity::new(store.pool().clone(), keys, idle)
+            .hold(&[(hook, Duration::ZERO)])
+            .await
+            .expect("the hook's activity written");
+        let queue = self.topology().hook_queue(hook);
+        eventually(format!("{queue} to be declared"), WAIT, async || {
+            check(queue_depth(&queue).await, Option::is_some)
+        })
+        .await;
+    }
+
     /// Waits until every deliverer has loaded the hook store as it is now (a rotated key, a
     /// new URL), which no metric states: a probe hook (subscribed to
     /// `OrganizationScope.Deleted`, which must not be published meanwhile) is created, which

@@ -530,6 +530,9 @@ async fn a_deleted_hooks_queues_are_removed_even_when_its_router_stopped_first()
         ids.push(HookId::parse(hook["id"].as_str().unwrap()).unwrap());
     }
     p.wait_hooks(2).await;
+    for id in &ids {
+        p.activate(id).await;
+    }
     let topology = p.topology();
     let exists = |id: &HookId| {
         let queue = topology.hook_queue(id);

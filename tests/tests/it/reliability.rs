@@ -113,7 +113,7 @@ async fn re_enabling_an_auto_disabled_hook_starts_its_failing_streak_afresh() {
     metric_reaches(
         &p.http,
         deliverer.addr,
-        "hookbus_deliverer_hook_consumers",
+        hookbus_contracts::metric_names::HOOKS_OWNED,
         1.0,
     )
     .await;
@@ -528,6 +528,7 @@ async fn poison_ids_and_misrouted_deliveries_are_parked_without_a_crash() {
         .await;
     p.wait_hooks(2).await;
     let (id, other_id) = (hook_id(&hook), hook_id(&other));
+    p.activate(&id).await;
     let conn = broker::connect(pipeline::AMQP_URL, "hookbus-test")
         .await
         .unwrap();
@@ -673,6 +674,7 @@ async fn an_event_the_broker_refuses_to_route_backs_off_then_is_parked() {
     let receiver = Receiver::start().await;
     let hook = p.create_hook(&["User.Created"], &receiver.url("h")).await;
     p.wait_hooks(1).await;
+    p.activate(&hook_id(&hook)).await;
     // The hook's queue refuses messages.
     let queue = p.topology().hook_queue(&hook_id(&hook));
     let policy = Policy::set(&p.prefix, &format!("^{queue}$"), REFUSE_ALL, &queue).await;

@@ -166,6 +166,7 @@ async fn poison_messages_are_parked_with_a_reason_and_nothing_crashes() {
     let receiver = Receiver::start().await;
     let hook = p.create_hook(&["PostSignIn"], &receiver.url("h")).await;
     p.wait_hooks(1).await;
+    p.activate(&hook_id(&hook)).await;
     let conn = broker::connect(AMQP_URL, "hookbus-test").await.unwrap();
     let ch = broker::confirm_channel(&conn).await.unwrap();
     let t = p.topology();
@@ -386,10 +387,11 @@ async fn the_operator_command_replays_dead_letters() {
     p.stop().await;
 }
 
+/// Waits until the deliverer owns `n` enabled hooks (it has loaded them).
 async fn consuming(p: &Pipeline, deliverer: std::net::SocketAddr, n: f64) {
-    let what = format!("the deliverer to consume {n} hook queues");
+    let what = format!("the deliverer to own {n} hooks");
     eventually(what, WAIT, async || {
-        let consumers = "hookbus_deliverer_hook_consumers";
+        let consumers = hookbus_contracts::metric_names::HOOKS_OWNED;
         check(pipeline::metric(&p.http, deliverer, consumers).await, |c| {
             *c == Some(n)
         })

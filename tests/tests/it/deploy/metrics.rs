@@ -29,6 +29,7 @@ pub(super) const METRICS: &[(&str, Kind)] = &[
     (name::HOOKS, Gauge),
     (name::HOOK_CACHE_LOADED, Gauge),
     (name::QUEUE_MESSAGES, Gauge),
+    (name::IDLE_QUEUES_DELETED, Counter),
     // deliverer
     (name::DELIVERIES, Counter),
     (name::DELIVERY_ATTEMPTS, Counter),
@@ -36,6 +37,7 @@ pub(super) const METRICS: &[(&str, Kind)] = &[
     (name::DELIVERY_LATENCY, Histogram),
     (name::DELIVERIES_IN_FLIGHT, Gauge),
     (name::HOOK_CONSUMERS, Gauge),
+    (name::HOOKS_OWNED, Gauge),
     (name::HOOKS_DISABLED, Counter),
     (name::DELIVERY_LOGS_DROPPED, Counter),
     (name::HOOK_BACKLOG, Gauge),
