@@ -17,7 +17,7 @@ use hookbus_tests::pipeline::{metric, AMQP_URL};
 
 use crate::cpu::{CpuSample, Servers};
 use crate::load::{self, Clock, Plan};
-use crate::process::{self, ServiceProcess};
+use crate::process::ServiceProcess;
 use crate::rabbitmqctl::Node;
 use crate::receiver::Receiver;
 use crate::scale::{self, Configured};
@@ -60,10 +60,14 @@ impl Run {
     }
 }
 
-/// CPU seconds so far of this process, the servers and `services`.
+/// CPU seconds so far of this process, the servers and `services` (from `/proc/<pid>/stat`,
+/// which keeps the time of threads that ended).
 fn cpu_now(services: &[&ServiceProcess]) -> Option<(CpuSample, f64)> {
-    let mine = process::cpu_seconds(std::process::id())?;
-    let theirs: f64 = services.iter().filter_map(|s| s.cpu_seconds()).sum();
+    let mine = crate::cpu::process_seconds(std::process::id())?;
+    let mut theirs = 0.0;
+    for service in services {
+        theirs += crate::cpu::process_seconds(service.pid())?;
+    }
     Some((CpuSample::take(&Servers::Shared)?, mine + theirs))
 }
 

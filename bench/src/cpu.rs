@@ -114,6 +114,12 @@ fn ours(servers: &Servers) -> (u64, u64) {
 }
 
 /// The command and utime + stime of one `/proc/<pid>/stat` line.
+/// CPU time process `pid` has used, all its threads together, those that ended included.
+pub fn process_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(jiffies(&stat)?.1 as f64 * SECONDS_PER_JIFFY)
+}
+
 fn jiffies(stat: &str) -> Option<(&str, u64)> {
     let (head, rest) = stat.rsplit_once(") ")?;
     let comm = head.split_once(" (")?.1;

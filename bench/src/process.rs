@@ -65,6 +65,10 @@ impl ServiceProcess {
     /// (`/proc/<pid>/task/*/schedstat`), as a router's few milliseconds per thousand events
     /// are a handful of the 10 ms ticks of `/proc/<pid>/stat`. A service's threads live as
     /// long as it does, so none is missed for having ended.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn cpu_seconds(&self) -> Option<f64> {
         cpu_seconds(self.pid)
     }
