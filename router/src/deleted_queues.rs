@@ -23,8 +23,9 @@ const EVERY: Duration = Duration::from_secs(1);
 /// Hooks handled per sweep, so that one sweep stays short.
 const PER_SWEEP: isize = 100;
 
+/// What stops a sweep of queues (this one, or the idle hooks' in `idle_queues`).
 #[derive(Debug, thiserror::Error)]
-enum SweepError {
+pub(crate) enum SweepError {
     #[error("RabbitMQ: {0}")]
     Broker(#[from] lapin::Error),
     #[error(transparent)]

@@ -16,24 +16,16 @@ use hookbus_contracts::topology::{QueueType, Topology};
 use hookbus_contracts::HookId;
 use hookbus_runtime::activity::HookActivity;
 use hookbus_runtime::broker;
-use hookbus_runtime::store::StoreError;
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use tokio_util::sync::CancellationToken;
 
+use crate::deleted_queues::SweepError;
 use crate::metrics::Metrics;
 
 /// Hooks looked at per sweep, so that one sweep stays short.
 const PER_SWEEP: usize = 100;
-
-#[derive(Debug, thiserror::Error)]
-enum SweepError {
-    #[error("RabbitMQ: {0}")]
-    Broker(#[from] lapin::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// Sweeps until `shutdown`; first makes the hooks stored before activity was tracked
 /// active, so that their queues are looked at.
