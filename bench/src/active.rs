@@ -15,7 +15,6 @@ use hookbus_contracts::EventName;
 use hookbus_producer::Publisher;
 use hookbus_tests::pipeline::{metric, AMQP_URL};
 
-use crate::cpu::{CpuSample, Servers};
 use crate::load::{self, Clock, Plan};
 use crate::process::ServiceProcess;
 use crate::rabbitmqctl::Node;
@@ -44,10 +43,11 @@ pub struct Args {
 const EVENT: &str = crate::scenarios::EVENT;
 const MIB: f64 = 1048576.0;
 
-/// One measured run: deliveries per second, and CPU time per delivery over every process.
+/// One measured run: deliveries per second, and CPU time per delivery of each process.
 struct Run {
     rate: f64,
-    cpu_us: f64,
+    /// Microseconds per delivery.
+    cpu_us: Cpu,
 }
 
 impl Run {
@@ -56,25 +56,75 @@ impl Run {
     }
 
     fn cpu_us(&self) -> f64 {
-        self.cpu_us
+        self.cpu_us.total()
     }
 }
 
-/// CPU seconds so far of this process, the servers and `services` (from `/proc/<pid>/stat`,
-/// which keeps the time of threads that ended).
-fn cpu_now(services: &[&ServiceProcess]) -> Option<(CpuSample, f64)> {
-    let mine = crate::cpu::process_seconds(std::process::id())?;
-    let mut theirs = 0.0;
-    for service in services {
-        theirs += crate::cpu::process_seconds(service.pid())?;
-    }
-    Some((CpuSample::take(&Servers::Shared)?, mine + theirs))
+/// CPU time of each process a delivery goes through (seconds so far, or a difference).
+#[derive(Clone, Copy)]
+struct Cpu {
+    /// This process: the publisher and the receiver (and, on the bare path, the relay and
+    /// the deliverer too).
+    bench: f64,
+    router: f64,
+    deliverers: f64,
+    rabbitmq: f64,
+    redis: f64,
 }
 
-fn cpu_since(start: Option<(CpuSample, f64)>, end: Option<(CpuSample, f64)>) -> f64 {
+impl Cpu {
+    /// From `/proc/<pid>/stat`, which keeps the time of threads that ended; `None` where a
+    /// process cannot be read.
+    fn now(router: Option<&ServiceProcess>, deliverers: &[ServiceProcess]) -> Option<Cpu> {
+        let of = |service: &ServiceProcess| crate::cpu::process_seconds(service.pid());
+        let mut in_deliverers = 0.0;
+        for d in deliverers {
+            in_deliverers += of(d)?;
+        }
+        Some(Cpu {
+            bench: crate::cpu::process_seconds(std::process::id())?,
+            router: router.map_or(Some(0.0), of)?,
+            deliverers: in_deliverers,
+            rabbitmq: crate::cpu::command_seconds("beam.smp"),
+            redis: crate::cpu::command_seconds("redis-server"),
+        })
+    }
+
+    fn zip(self, other: Cpu, f: impl Fn(f64, f64) -> f64) -> Cpu {
+        Cpu {
+            bench: f(self.bench, other.bench),
+            router: f(self.router, other.router),
+            deliverers: f(self.deliverers, other.deliverers),
+            rabbitmq: f(self.rabbitmq, other.rabbitmq),
+            redis: f(self.redis, other.redis),
+        }
+    }
+
+    fn since(self, start: Cpu) -> Cpu {
+        self.zip(start, |end, start| end - start)
+    }
+
+    /// Microseconds per delivery, for `deliveries`.
+    fn per_delivery_us(self, deliveries: usize) -> Cpu {
+        self.zip(self, |seconds, _| 1e6 * seconds / deliveries as f64)
+    }
+
+    fn total(self) -> f64 {
+        self.bench + self.router + self.deliverers + self.rabbitmq + self.redis
+    }
+}
+
+/// The CPU time between two readings; NaN everywhere if either failed.
+fn cpu_between(start: Option<Cpu>, end: Option<Cpu>) -> Cpu {
     match (start, end) {
-        (Some((s0, p0)), Some((s1, p1))) => s1.servers_seconds_since(s0) + (p1 - p0),
-        _ => f64::NAN,
+        (Some(start), Some(end)) => end.since(start),
+        _ => Cpu {
+            bench: f64::NAN,
+            router: f64::NAN,
+            deliverers: f64::NAN,
+            rabbitmq: f64::NAN,
+            redis: f64::NAN,
+        },
     }
 }
 
@@ -103,10 +153,10 @@ pub async fn run(args: &Args) -> Result<()> {
         args.events,
     )
     .await?;
-    println!("\n| case | deliverers | deliveries/s | vs bare | CPU per delivery, all processes | vs bare | deliverer resident memory, each | broker memory (VM) | hook queues' memory |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("\n| case | deliverers | deliveries/s | vs bare | CPU per delivery, all processes | vs bare | deliverer resident memory, each | broker memory (VM) | hook queues | hook queues' memory |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| bare broker path | | {:.0} | 1.00× | {:.0} µs | 1.00× | | | |",
+        "| bare broker path | | {:.0} | 1.00× | {:.0} µs | 1.00× | | | | |",
         bare.rate(),
         bare.cpu_us()
     );
@@ -117,7 +167,7 @@ pub async fn run(args: &Args) -> Result<()> {
             .map(|b| format!("{:.0}", *b as f64 / MIB))
             .collect();
         println!(
-            "| {case} | {} | {:.0} | {:.2}× | {:.0} µs | {:.2}× | {} MiB | {:.0} MiB | {:.1} MiB |",
+            "| {case} | {} | {:.0} | {:.2}× | {:.0} µs | {:.2}× | {} MiB | {:.0} MiB | {} | {:.1} MiB |",
             m.deliverers,
             m.run.rate(),
             m.run.rate() / bare.rate(),
@@ -125,15 +175,38 @@ pub async fn run(args: &Args) -> Result<()> {
             m.run.cpu_us() / bare.cpu_us(),
             rss.join(", "),
             m.broker_vm as f64 / MIB,
+            m.hook_queue_count,
             m.hook_queues as f64 / MIB,
         );
     };
     row("hookbus, 1 hook", &one);
+    let many_case = format!("hookbus, {} of {} hooks active", args.active, args.hooks);
     for m in &many {
-        row(
-            &format!("hookbus, {} of {} hooks active", args.active, args.hooks),
-            m,
+        row(&many_case, m);
+    }
+    println!("\nCPU per delivery by process (µs):\n");
+    println!("| case | deliverers | this process (publisher, receiver) | router | deliverers | RabbitMQ | Redis | all |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let split = |case: &str, deliverers: &str, run: &Run| {
+        let c = run.cpu_us;
+        println!(
+            "| {case} | {deliverers} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            c.bench,
+            c.router,
+            c.deliverers,
+            c.rabbitmq,
+            c.redis,
+            c.total()
         );
+    };
+    split(
+        "bare broker path (relay and deliverer in this process)",
+        "",
+        &bare,
+    );
+    split("hookbus, 1 hook", "1", &one.run);
+    for m in &many {
+        split(&many_case, &m.deliverers.to_string(), &m.run);
     }
     Ok(())
 }
@@ -155,15 +228,15 @@ async fn bare(n: usize) -> Result<Run> {
         repeats: 1,
     };
     let idle_for = Duration::from_secs(5);
-    let idle_start = cpu_now(&[]);
+    let idle_start = Cpu::now(None, &[]);
     tokio::time::sleep(idle_for).await;
-    let idle = cpu_since(idle_start, cpu_now(&[]));
-    let before = cpu_now(&[]);
+    let idle = cpu_between(idle_start, Cpu::now(None, &[]));
+    let before = Cpu::now(None, &[]);
     let figures = crate::bare::run(clock, &plan).await?;
-    let cpu = cpu_since(before, cpu_now(&[])) - idle;
+    let cpu = cpu_between(before, Cpu::now(None, &[])).zip(idle, |run, idle| run - idle);
     Ok(Run {
         rate: figures.saturated.median(),
-        cpu_us: 1e6 * cpu / (n + plan.warmup) as f64,
+        cpu_us: cpu.per_delivery_us(n + plan.warmup),
     })
 }
 
@@ -173,6 +246,7 @@ struct Measured {
     deliverer_rss: Vec<u64>,
     broker_vm: u64,
     hook_queues: u64,
+    hook_queue_count: usize,
 }
 
 /// `idle` hooks stored that never match, `active` subscribed to the event; for each count
@@ -192,10 +266,12 @@ async fn hookbus(
         configured.store.insert(&hook).await?;
     }
     let router = configured.start("router").await?;
+    let hook_queues = format!("{}.hook.", configured.prefix());
     println!(
-        "{} hooks stored ({active} to be active), router started, no event yet: broker VM {:.0} MiB",
+        "{} hooks stored ({active} to be active), router started, no event yet: broker VM {:.0} MiB, {} hook queues",
         idle + active,
-        Node::SHARED.vm_memory().await.unwrap_or(0) as f64 / MIB
+        Node::SHARED.vm_memory().await.unwrap_or(0) as f64 / MIB,
+        Node::SHARED.queue_count(&hook_queues).await.unwrap_or(0),
     );
     let publisher = Publisher::connect(AMQP_URL, configured.prefix()).await?;
     let event = EventName::parse(EVENT)?;
@@ -216,13 +292,12 @@ async fn hookbus(
         wait_owned(&configured, &started, owned).await?;
         // A warm-up: the hooks become active, their queues declared, their consumers started.
         load::fanned_out(clock, receiver, events.div_ceil(10), active, send).await?;
-        let services: Vec<&ServiceProcess> = std::iter::once(&router).chain(&started).collect();
-        let before = cpu_now(&services);
+        let before = Cpu::now(Some(&router), &started);
         let throughput = load::fanned_out(clock, receiver, events, active, send).await?;
-        let after = cpu_now(&services);
+        let after = Cpu::now(Some(&router), &started);
         let run = Run {
             rate: throughput.per_sec(),
-            cpu_us: 1e6 * cpu_since(before, after) / throughput.messages as f64,
+            cpu_us: cpu_between(before, after).per_delivery_us(throughput.messages),
         };
         println!(
             "{active} active of {} hooks, {n} deliverers: {:.0} deliveries/s, {:.0} µs CPU per delivery",
@@ -238,10 +313,8 @@ async fn hookbus(
                 .filter_map(ServiceProcess::rss_bytes)
                 .collect(),
             broker_vm: Node::SHARED.vm_memory().await.unwrap_or(0),
-            hook_queues: Node::SHARED
-                .queues_memory(&format!("{}.hook.", configured.prefix()))
-                .await
-                .unwrap_or(0),
+            hook_queues: Node::SHARED.queues_memory(&hook_queues).await.unwrap_or(0),
+            hook_queue_count: Node::SHARED.queue_count(&hook_queues).await.unwrap_or(0),
         });
         for d in started {
             d.stop().await;

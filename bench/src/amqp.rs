@@ -35,6 +35,14 @@ impl QueueType {
         }
     }
 
+    /// The kind of hookbus's per-hook queues unless `HOOKBUS_HOOK_QUEUE_TYPE` says otherwise.
+    pub fn of_hooks() -> QueueType {
+        match hookbus_contracts::topology::QueueType::default() {
+            hookbus_contracts::topology::QueueType::Classic => QueueType::ClassicV2,
+            hookbus_contracts::topology::QueueType::Quorum => QueueType::Quorum,
+        }
+    }
+
     /// The same kind as hookbus's setting names it (`HOOKBUS_HOOK_QUEUE_TYPE`), for declaring
     /// queues through hookbus's own declarations.
     pub fn setting(self) -> hookbus_contracts::topology::QueueType {

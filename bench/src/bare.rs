@@ -1,10 +1,11 @@
 //! The bare broker limit: the same three hops as hookbus, with none of its logic.
 //!
 //! ```text
-//! publisher ──confirm──► A (quorum) ──► relay ──confirm──► B (classic v2) ──► deliverer ──POST──► receiver
-//!                                        ack A after B's confirm        ack B after the 2xx
+//! publisher ──confirm──► A (quorum) ──► relay ──confirm──► B (quorum) ──► deliverer ──POST──► receiver
+//!                                        ack A after B's confirm    ack B after the 2xx
 //! ```
-//! A and B have hookbus's queue types (its events queue and a per-hook queue), so the ratio
+//! A and B have hookbus's queue types (its events queue, and a per-hook queue of the default
+//! `HOOKBUS_HOOK_QUEUE_TYPE`), so the ratio
 //! hookbus/bare is the cost of hookbus's own work: exchanges, JSON decoding and encoding,
 //! routing, two signatures, bookkeeping.
 
@@ -48,7 +49,7 @@ async fn declare_and_measure(
 ) -> Result<PathFigures> {
     let ch = admin.create_channel().await?;
     amqp::declare(&ch, a, QueueType::Quorum).await?;
-    amqp::declare(&ch, b, QueueType::ClassicV2).await?;
+    amqp::declare(&ch, b, QueueType::of_hooks()).await?;
     // One connection per role, as three processes would have.
     let relay_conn = amqp::connect("hookbus-bench-relay").await?;
     let deliver_conn = amqp::connect("hookbus-bench-deliverer").await?;

@@ -113,13 +113,29 @@ fn ours(servers: &Servers) -> (u64, u64) {
     (live + reaped_children(&own).unwrap_or(0), of_servers)
 }
 
-/// The command and utime + stime of one `/proc/<pid>/stat` line.
 /// CPU time process `pid` has used, all its threads together, those that ended included.
 pub fn process_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     Some(jiffies(&stat)?.1 as f64 * SECONDS_PER_JIFFY)
 }
 
+/// CPU time every live process named `command` has used (the shared RabbitMQ's Erlang VM,
+/// Redis).
+pub fn command_seconds(command: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let jiffies: u64 = entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (comm, jiffies) = jiffies(&stat)?;
+            (comm == command).then_some(jiffies)
+        })
+        .sum();
+    jiffies as f64 * SECONDS_PER_JIFFY
+}
+
+/// The command and utime + stime of one `/proc/<pid>/stat` line.
 fn jiffies(stat: &str) -> Option<(&str, u64)> {
     let (head, rest) = stat.rsplit_once(") ")?;
     let comm = head.split_once(" (")?.1;

@@ -110,7 +110,7 @@ struct Args {
     #[arg(long)]
     skip_scale: bool,
     /// Hooks configured in the scale scenario, one matching the events.
-    #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
+    #[arg(long, value_delimiter = ',', default_value = "10,10000,100000")]
     scale_hooks: Vec<usize>,
     /// Skip the deliverer scaling scenario (1, 2 and 4 deliverers, 50 ms receiver).
     #[arg(long)]
@@ -156,6 +156,9 @@ enum Command {
     /// and one hook: throughput, CPU per delivery, memory (docs/BENCHMARKS.md, "Cost follows
     /// activity").
     Active(active::Args),
+    /// Deliverer scaling alone (1, 2 and 4 deliverers, one hook, 50 ms receiver), at a
+    /// per-hook limit of deliveries at once that defaults to the deliverers' own.
+    Scaling(ScalingArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -169,6 +172,17 @@ struct ConsoleArgs {
     /// The report whose console section is written (the rest of it is kept).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md"))]
     out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct ScalingArgs {
+    /// Deliveries of the hook each deliverer holds at once (default: the deliverers'
+    /// `HOOKBUS_HOOK_IN_FLIGHT` default).
+    #[arg(long)]
+    in_flight: Option<u16>,
+    /// Events per deliverer.
+    #[arg(long, default_value_t = 1_000)]
+    events: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -229,6 +243,7 @@ async fn main() -> Result<()> {
         Some(Command::Changes(changes)) => return changes::run(&changes).await,
         Some(Command::Share(share)) => return share::run(&share).await,
         Some(Command::Active(active)) => return active::run(&active).await,
+        Some(Command::Scaling(scaling)) => return scaling_alone(&scaling).await,
         None => {}
     }
     let mut plan = args.plan();
@@ -285,6 +300,30 @@ async fn main() -> Result<()> {
 
 /// `bench cluster-queues`: the cluster comparison, printed and written into its section of
 /// the report.
+/// `bench scaling`: prints each count of deliverers' throughput and its ratio to one.
+async fn scaling_alone(args: &ScalingArgs) -> Result<()> {
+    let in_flight = args.in_flight.unwrap_or_else(|| {
+        hookbus_tests::pipeline::deliverer_config("defaults", &[]).hook_in_flight
+    });
+    println!("deliverer scaling: 1, 2 and 4 deliverers, receiver taking 50 ms, {in_flight} in flight each");
+    let clock = Clock::start();
+    let receiver = receiver::Receiver::start(clock).await?;
+    let points = scenarios::scaling(clock, &receiver, &[1, 2, 4], args.events, in_flight).await?;
+    let one = points.first().map_or(f64::NAN, |p| p.run.per_sec());
+    println!("\n| deliverers | deliveries | deliveries/s | vs one deliverer |");
+    println!("|---|---|---|---|");
+    for p in &points {
+        println!(
+            "| {} | {} | {:.0} | {:.2}× |",
+            p.deliverers,
+            p.run.messages,
+            p.run.per_sec(),
+            p.run.per_sec() / one
+        );
+    }
+    Ok(())
+}
+
 async fn cluster_queues(args: &ClusterArgs) -> Result<()> {
     let options = cluster::Options {
         counts: args.counts.clone(),
@@ -328,9 +367,15 @@ async fn scenarios_run(clock: Clock, args: &Args, plan: &Plan) -> Result<scenari
     if !args.skip_scaling {
         println!("deliverer scaling: 1, 2 and 4 deliverers, receiver taking 50 ms");
         figures.scaling = Some(
-            scenarios::scaling(clock, &receiver, &[1, 2, 4], args.scaling_events)
-                .await
-                .context("deliverer scaling")?,
+            scenarios::scaling(
+                clock,
+                &receiver,
+                &[1, 2, 4],
+                args.scaling_events,
+                scenarios::SCALING_IN_FLIGHT,
+            )
+            .await
+            .context("deliverer scaling")?,
         );
     }
     if !args.skip_isolation {

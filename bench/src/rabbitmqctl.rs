@@ -53,17 +53,29 @@ impl<'a> Node<'a> {
     /// The memory of every queue whose name starts with `prefix`, summed, in bytes (in a
     /// cluster, every queue of the cluster, as the node reports it).
     pub async fn queues_memory(self, prefix: &str) -> Option<u64> {
+        let queues = self.queues(prefix).await?;
+        Some(queues.iter().filter_map(|q| q["memory"].as_u64()).sum())
+    }
+
+    /// How many queues whose name starts with `prefix` exist.
+    pub async fn queue_count(self, prefix: &str) -> Option<usize> {
+        Some(self.queues(prefix).await?.len())
+    }
+
+    /// The queues whose name starts with `prefix`: name and memory of each.
+    async fn queues(self, prefix: &str) -> Option<Vec<Value>> {
         let out = self
             .run(&["list_queues", "name", "memory", "--formatter", "json"])
             .await?;
         let queues: Value = serde_json::from_slice(&out).ok()?;
-        let total = queues
-            .as_array()?
-            .iter()
-            .filter(|q| q["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
-            .filter_map(|q| q["memory"].as_u64())
-            .sum();
-        Some(total)
+        Some(
+            queues
+                .as_array()?
+                .iter()
+                .filter(|q| q["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// The standard output of a successful `rabbitmqctl [-n <node>] -q <args>`, if it

@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use futures::{StreamExt, TryStreamExt};
+use hookbus_contracts::activity::{Idle, DEFAULT_IDLE};
 use hookbus_contracts::hook::HookInput;
 use hookbus_contracts::keys::RedisKeys;
 use hookbus_contracts::snapshot::HookSnapshot;
 use hookbus_contracts::{Hook, HookId};
 use hookbus_producer::Publisher;
+use hookbus_runtime::activity::HookActivity;
 use hookbus_runtime::store::HookStore;
 use hookbus_tests::pipeline::{self, metric, unique_prefix, AMQP_URL, REDIS_URL};
 use serde_json::json;
@@ -100,6 +102,16 @@ impl Configured {
         &self.prefix
     }
 
+    /// The prefix's hook activity, with the default idle period.
+    pub(crate) fn activity(&self) -> HookActivity {
+        let idle = Idle::new(DEFAULT_IDLE).expect("the default idle period is not zero");
+        HookActivity::new(
+            self.store.pool().clone(),
+            RedisKeys::new(&self.prefix),
+            idle,
+        )
+    }
+
     /// The idle hooks stored so far.
     pub(crate) fn idle(&self) -> &[HookId] {
         &self.idle
@@ -117,6 +129,12 @@ impl Configured {
         n: usize,
         vary: impl Fn(usize, &mut Hook),
     ) -> Result<usize> {
+        if self.idle.is_empty() {
+            // As if a router had started on the empty prefix and the hooks came through its
+            // admin API: none has a queue from before activity was tracked for the first
+            // router to hand to its idle sweep (which would look at every one).
+            self.activity().seed().await?;
+        }
         let template = hook(OTHER_EVENT, "http://127.0.0.1:9/idle")?;
         let missing = n.saturating_sub(self.idle.len());
         let new: Vec<HookId> = (0..missing).map(|_| HookId::generate()).collect();

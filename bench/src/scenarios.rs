@@ -97,22 +97,25 @@ pub struct ScalingPoint {
     pub run: Throughput,
 }
 
-/// One hook on the 50 ms endpoint, `events_per_deliverer` × n events, for each n.
-/// Deliveries of the hook each deliverer of [`scaling`] holds at once: 16 (not the default
-/// 64) keeps four deliverers against the 50 ms receiver within what this machine's two
-/// cores carry, so that what is measured is the scaling and not the machine.
+/// Deliveries of the hook each deliverer of the full run's [`scaling`] holds at once: 16
+/// (not the default 64) keeps four deliverers against the 50 ms receiver within what this
+/// machine's two cores carry, so that what is measured is the scaling and not the machine
+/// (`bench scaling` measures the default too).
 pub const SCALING_IN_FLIGHT: u16 = 16;
 
+/// One hook on the 50 ms endpoint, `events_per_deliverer` × n events, for each n, each
+/// deliverer holding `in_flight` of the hook's deliveries at once.
 pub async fn scaling(
     clock: Clock,
     receiver: &Receiver,
     counts: &[usize],
     events_per_deliverer: usize,
+    in_flight: u16,
 ) -> Result<Vec<ScalingPoint>> {
     let mut points = Vec::new();
     for &n in counts {
         let pipeline =
-            crate::pipeline::start_limited("bench-scaling", &SCHEDULE, n, SCALING_IN_FLIGHT).await;
+            crate::pipeline::start_limited("bench-scaling", &SCHEDULE, n, in_flight).await;
         let measured = async {
             hooks(&pipeline, 1, &receiver.url_at("slow")).await;
             pipeline.wait_hooks(1).await;

@@ -1,6 +1,8 @@
-//! `bench share`: deliverers sharing the hooks. 1,000 idle hooks are stored; four deliverer
-//! processes start against them; once every hook has its two owners, each deliverer's share
-//! (the hooks it consumes) and resident memory are read. Then one is killed (`kill -9`) and
+//! `bench share`: deliverers sharing the hooks. 1,000 hooks are stored and made active (as
+//! hooks with events are: for the idle period their queues exist and their owners consume
+//! them, though no event is sent); four deliverer processes start against them; once every
+//! hook has its two owners, each deliverer's share (the hooks it consumes) and resident
+//! memory are read. Then one is killed (`kill -9`) and
 //! the time until the three left consume every hook twice again is measured. The figures go
 //! into docs/BENCHMARKS.md by hand ("Deliverers sharing the hooks").
 
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use hookbus_contracts::owners::DEFAULT_OWNERS;
+use hookbus_contracts::HookId;
 use hookbus_tests::pipeline::metric;
 
 use crate::process::ServiceProcess;
@@ -26,13 +29,18 @@ pub struct Args {
     kills: usize,
 }
 
-/// The hooks each deliverer owns (it consumes them once they are active).
-const CONSUMERS: &str = hookbus_contracts::metric_names::HOOKS_OWNED;
+/// The hook queues each deliverer consumes (the active hooks it owns).
+const CONSUMERS: &str = hookbus_contracts::metric_names::HOOK_CONSUMERS;
 const LIMIT: Duration = Duration::from_secs(60);
 
 pub async fn run(args: &Args) -> Result<()> {
     let mut configured = Configured::new("share")?;
     configured.store_idle_as(args.hooks, |_, _| {}).await?;
+    let activity = configured.activity();
+    for hooks in configured.idle().chunks(1_000) {
+        let hooks: Vec<&HookId> = hooks.iter().collect();
+        activity.activate(&hooks).await?;
+    }
     let mut deliverers = Vec::new();
     for _ in 0..args.deliverers {
         deliverers.push(configured.start("deliverer").await?);

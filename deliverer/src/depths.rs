@@ -1,8 +1,9 @@
 //! Queue depths, read from the broker every [`EVERY`], as gauges: each hook's backlog and
 //! the age of its oldest message, the retry tiers, and the dead letters.
 //!
-//! Per-hook gauges are bounded to `HOOKBUS_PER_HOOK_METRICS` hooks (in id order), so a
-//! deployment with 10,000 hooks does not export 30,000 series. Every deliverer exports the
+//! Per-hook gauges are bounded to `HOOKBUS_PER_HOOK_METRICS` active hooks (in id order), so
+//! a deployment with 10,000 hooks does not export 30,000 series; an idle hook has no queue
+//! to read. Every deliverer exports the
 //! same broker-wide values; dashboards aggregate them with `max by (hook_id)`. The oldest
 //! message's age is estimated from what this process picked up: the age of the last
 //! message taken from the queue plus the time since, while a backlog remains.
@@ -67,9 +68,11 @@ pub async fn export(conn: &Connection, ctx: &DeliverCtx, over: CancellationToken
     };
     loop {
         let snapshot = ctx.cache.snapshot();
+        // An idle hook has no queue (and nothing waiting): asking for it would only make
+        // the broker close the channel.
         let enabled: HashSet<&HookId> = snapshot
             .hooks()
-            .filter(|h| h.enabled)
+            .filter(|h| h.enabled && ctx.membership.is_active(&h.id))
             .map(|h| &h.id)
             .collect();
         let mut exported: Vec<&HookId> = enabled.iter().copied().collect();

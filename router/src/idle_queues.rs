@@ -27,8 +27,9 @@ use crate::metrics::Metrics;
 /// Hooks looked at per sweep, so that one sweep stays short.
 const PER_SWEEP: usize = 100;
 
-/// Sweeps until `shutdown`; first makes the hooks stored before activity was tracked
-/// active, so that their queues are looked at.
+/// Sweeps until `shutdown`; first hands the hooks stored before activity was tracked to
+/// it, so that their queues are looked at. A full batch that settled some hooks is followed
+/// by the next at once: after an upgrade, every stored hook is due.
 pub async fn sweep(
     amqp_url: String,
     activity: HookActivity,
@@ -38,11 +39,17 @@ pub async fn sweep(
 ) {
     let every = activity.idle().refresh().min(Duration::from_secs(1));
     let mut seeded = seed(&activity).await;
+    let mut full = false;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+        if !full {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        } else if shutdown.is_cancelled() {
+            return;
         }
+        full = false;
         if !seeded {
             seeded = seed(&activity).await;
             continue;
@@ -56,19 +63,23 @@ pub async fn sweep(
             }
         };
         let began = Instant::now();
-        if let Err(err) = retire(&amqp_url, &activity, &topology, &metrics, &hooks, began).await {
-            tracing::warn!(error = %err, hooks = hooks.len(), "idle queues not looked at; their marks run out");
+        match retire(&amqp_url, &activity, &topology, &metrics, &hooks, began).await {
+            Ok(settled) => full = hooks.len() == PER_SWEEP && settled > 0,
+            Err(err) => {
+                tracing::warn!(error = %err, hooks = hooks.len(), "idle queues not looked at; their marks run out");
+            }
         }
     }
 }
 
-/// Whether the hooks stored before activity was tracked are active (now or before).
+/// Whether the hooks stored before activity was tracked were handed to the sweep (now or
+/// before).
 pub async fn seed(activity: &HookActivity) -> bool {
     match activity.seed().await {
         Ok(Some(n)) => {
             tracing::info!(
                 hooks = n,
-                "hooks stored before activity was tracked made active"
+                "hooks stored before activity was tracked handed to the idle sweep"
             );
             true
         }
@@ -80,6 +91,8 @@ pub async fn seed(activity: &HookActivity) -> bool {
     }
 }
 
+/// Looks at the queues of `hooks`; how many it settled (deleted, or the hook active again)
+/// rather than left for the next sweep.
 async fn retire(
     amqp_url: &str,
     activity: &HookActivity,
@@ -87,9 +100,10 @@ async fn retire(
     metrics: &Metrics,
     hooks: &[HookId],
     began: Instant,
-) -> Result<(), SweepError> {
+) -> Result<usize, SweepError> {
     let conn = broker::connect(amqp_url, "hookbus-router-idle").await?;
     let mut ch = conn.create_channel().await?;
+    let mut settled = 0;
     for hook in hooks {
         let verdict = if began.elapsed() < RETIRE_DEADLINE {
             retire_one(&conn, &mut ch, topology, hook).await?
@@ -97,6 +111,7 @@ async fn retire(
             Verdict::Recheck
         };
         activity.end_retire(hook, verdict).await?;
+        settled += usize::from(verdict != Verdict::Recheck);
         if verdict == Verdict::Delete {
             metrics.idle_queues_deleted.inc();
             tracing::debug!(hook_id = %hook, "queue of an idle hook deleted");
@@ -104,7 +119,7 @@ async fn retire(
     }
     broker::close_channel(&ch).await;
     let _ = conn.close(200, "swept".into()).await;
-    Ok(())
+    Ok(settled)
 }
 
 /// Deletes `hook`'s queue if it is empty and unconsumed; what became of it.

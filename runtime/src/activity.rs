@@ -71,16 +71,17 @@ end
 return marked
 ";
 
-/// Makes every stored hook active once (ARGV[1]: the idle period),
-/// the first time a router of this version starts on a prefix: their queues existed before
-/// activity was tracked, and the sweep must look at them.
+/// Makes every stored hook idle as of now, once per prefix: the first time a router of this
+/// version starts on it. Their queues may exist (the version before declared one per hook):
+/// the sweep looks at each at once, so that a backlog is delivered and an empty queue
+/// deleted, without every deliverer first consuming every stored hook for an idle period.
 const SEED: &str = r"
 if not redis.call('SET', KEYS[3], '1', 'NX') then return -1 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[1]), id)
+  redis.call('ZADD', KEYS[1], 'NX', now, id)
 end
 return #ids
 ";
@@ -208,8 +209,8 @@ impl HookActivity {
         Ok(())
     }
 
-    /// Makes every stored hook active once per prefix (see [`SEED`]); how many, or `None`
-    /// if that was done before.
+    /// Hands every stored hook to the sweep once per prefix (see [`SEED`]); how many, or
+    /// `None` if that was done before.
     pub async fn seed(&self) -> Result<Option<u64>, StoreError> {
         let mut conn = self.pool.get().await?;
         let n: i64 = eval(
@@ -220,7 +221,6 @@ impl HookActivity {
                 self.keys.active_hooks_seeded(),
             ],
         )
-        .arg(ms(self.idle.period()))
         .query_async(&mut *conn)
         .await?;
         Ok(u64::try_from(n).ok())

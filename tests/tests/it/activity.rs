@@ -6,10 +6,16 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use hookbus_contracts::hook::HookInput;
+use hookbus_contracts::keys::RedisKeys;
 use hookbus_contracts::metric_names as name;
-use hookbus_contracts::EventName;
+use hookbus_contracts::topology::Topology;
+use hookbus_contracts::{Delivery, Event, EventName};
+use hookbus_runtime::broker;
+use hookbus_runtime::declare::Declare;
+use hookbus_runtime::store::HookStore;
 use hookbus_tests::pipeline::{self, hook_id, queue_depth, router_config, start_router_with};
-use hookbus_tests::{check, eventually, Pipeline, Receiver};
+use hookbus_tests::{check, eventually, Cleanup, Pipeline, Receiver};
 use serde_json::json;
 
 const IDLE: Duration = Duration::from_secs(1);
@@ -184,4 +190,80 @@ async fn a_late_retry_and_a_disabled_hooks_backlog_outlive_idleness() {
     let got = paused.wait_for(2, WAIT).await;
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
     p.stop().await;
+}
+
+/// A prefix from before activity was tracked: every stored hook has a queue, one of them
+/// holds a backlog. The first router of this version looks at each queue at once, not after
+/// an idle period: the backlog is delivered, the empty queues are deleted, and deliverers
+/// consume only the hook with work, so that a platform with many hooks does not start by
+/// consuming every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_stored_before_activity_was_tracked_are_looked_at_at_once() {
+    const HOOKS: usize = 12;
+    let schedule = [Duration::from_millis(300)];
+    let prefix = pipeline::unique_prefix("idle-upgrade");
+    let _cleanup = Cleanup::new(&prefix, &schedule);
+    let receiver = Receiver::start().await;
+    let store = HookStore::new(pipeline::REDIS_URL, RedisKeys::new(&prefix)).unwrap();
+    let conn = broker::connect(pipeline::AMQP_URL, "hookbus-test")
+        .await
+        .unwrap();
+    let ch = broker::confirm_channel(&conn).await.unwrap();
+    let topology = Topology::new(&prefix);
+    topology.declare_deliveries(&ch).await.unwrap();
+    let mut hooks = Vec::new();
+    for i in 0..HOOKS {
+        let input: HookInput = serde_json::from_value(json!({
+            "events": ["User.Created"],
+            "config": {"url": receiver.url(&format!("h/{i}"))},
+        }))
+        .unwrap();
+        let hook = input.validate(&pipeline::targets().policy()).unwrap();
+        store.insert(&hook).await.unwrap();
+        // As the version before activity did: a queue for every hook.
+        topology.declare_hook(&ch, &hook.id).await.unwrap();
+        hooks.push(hook.id);
+    }
+    let event = Event::new(
+        EventName::parse("User.Created").unwrap(),
+        Default::default(),
+    );
+    let backlog = Delivery::new(hooks[0].clone(), event.clone());
+    broker::publish_confirmed(
+        &ch,
+        &topology.deliveries_exchange(),
+        hooks[0].as_str(),
+        &backlog.encode(),
+        broker::persistent_json(event.id.as_str()),
+    )
+    .await
+    .unwrap();
+    let _ = conn.close(200, "".into()).await;
+
+    // The default idle period: minutes.
+    let router = pipeline::start_router(&prefix).await;
+    let deliverer = pipeline::start_deliverer(pipeline::deliverer_config(&prefix, &schedule)).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].path, "h/0");
+    assert_eq!(got[0].header("webhook-id"), event.id.as_str());
+    eventually("the empty queues to be deleted", WAIT, async || {
+        let mut left = 0;
+        for hook in &hooks[1..] {
+            left += usize::from(queue_depth(&topology.hook_queue(hook)).await.is_some());
+        }
+        check(left, |left| *left == 0)
+    })
+    .await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        pipeline::metric(&http, deliverer.addr, name::HOOK_CONSUMERS).await,
+        Some(1.0),
+        "only the hook with a backlog is consumed"
+    );
+    assert_eq!(
+        pipeline::metric(&http, deliverer.addr, name::HOOKS_OWNED).await,
+        Some(HOOKS as f64)
+    );
+    deliverer.stop().await;
+    router.stop().await;
 }

@@ -191,14 +191,23 @@ async fn delivered(prefix: &str, receiver: &Receiver, n: usize, when: &str) {
 }
 
 /// The hook queues each of `deliverers` consumes.
-async fn consumers(http: &reqwest::Client, deliverers: &[std::net::SocketAddr]) -> Vec<f64> {
+/// Each deliverer's hooks by `metric`: those it owns, or those it consumes (the active ones
+/// it owns).
+async fn hooks_of(
+    http: &reqwest::Client,
+    deliverers: &[std::net::SocketAddr],
+    metric: &str,
+) -> Vec<f64> {
     let mut counts = Vec::new();
     for addr in deliverers {
-        let n = pipeline::metric(http, *addr, "hookbus_deliverer_hook_consumers").await;
+        let n = pipeline::metric(http, *addr, metric).await;
         counts.push(n.unwrap_or(-1.0));
     }
     counts
 }
+
+const OWNED: &str = hookbus_contracts::metric_names::HOOKS_OWNED;
+const CONSUMING: &str = hookbus_contracts::metric_names::HOOK_CONSUMERS;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliverers_share_the_hooks_and_take_over_those_of_one_killed() {
@@ -234,11 +243,16 @@ async fn deliverers_share_the_hooks_and_take_over_those_of_one_killed() {
     eventually(
         "four deliverers to share the hooks, two each",
         WAIT,
-        async || check(consumers(&http, &addrs).await, |c| shared(c, 4)),
+        async || check(hooks_of(&http, &addrs, OWNED).await, |c| shared(c, 4)),
     )
     .await;
-    // Fewer events than a hook's limit of deliveries under way: no hook turns busy yet.
+    // Fewer events than a hook's limit of deliveries under way: no hook turns busy yet. The
+    // hooks are active from now on: their owners consume them.
     delivered(&prefix, &receiver, 20, "by the shared hooks").await;
+    eventually("the owners to consume the active hooks", WAIT, async || {
+        check(hooks_of(&http, &addrs, CONSUMING).await, |c| shared(c, 4))
+    })
+    .await;
 
     // kill -9: no clean goodbye; its lease runs out and its hooks go to the others.
     let mut victim = deliverers.pop().unwrap();
@@ -247,7 +261,11 @@ async fn deliverers_share_the_hooks_and_take_over_those_of_one_killed() {
     eventually(
         "three deliverers to take over the killed one's hooks",
         WAIT,
-        async || check(consumers(&http, &addrs[..3]).await, |c| shared(c, 3)),
+        async || {
+            check(hooks_of(&http, &addrs[..3], CONSUMING).await, |c| {
+                shared(c, 3)
+            })
+        },
     )
     .await;
     delivered(&prefix, &receiver, 20, "after the takeover").await;
@@ -261,7 +279,7 @@ async fn deliverers_share_the_hooks_and_take_over_those_of_one_killed() {
         "every deliverer to consume every busy hook",
         WAIT,
         async || {
-            check(consumers(&http, &addrs[..3]).await, |c| {
+            check(hooks_of(&http, &addrs[..3], CONSUMING).await, |c| {
                 c.iter().all(|n| *n == HOOKS as f64)
             })
         },

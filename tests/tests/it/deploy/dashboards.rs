@@ -29,6 +29,14 @@ const REQUIRED_PANELS: &[(&str, &str)] = &[
     ),
     ("Ingest rate", "hookbus_events_ingested_total"),
     ("Ingest rejections", "hookbus_ingest_rejected_total"),
+    (
+        "Hooks owned and consumed per deliverer",
+        "hookbus_deliverer_hooks_owned",
+    ),
+    (
+        "Idle hook queues deleted",
+        "hookbus_idle_hook_queues_deleted_total",
+    ),
 ];
 
 fn dashboard_panels(panels: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
