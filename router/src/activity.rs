@@ -2,10 +2,12 @@
 //! deliverers consume them (the rules are the contracts' `activity`).
 //!
 //! A hook this router activated less than a refresh ago is published to at once; the others
-//! are activated in one Redis call first, and the queues Redis cannot vouch for are declared.
+//! are activated in one Redis call first, and the queues Redis cannot vouch for are declared
+//! (deliverers wait for that declare before they consume them, see the runtime's `activity`).
 //! The deadline returned is when a confirm stops proving anything: the event is routed
 //! again if its confirms come later.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,7 @@ use hookbus_contracts::activity::Touches;
 use hookbus_contracts::HookId;
 use hookbus_runtime::activity::{Activated, HookActivity};
 use hookbus_runtime::store::StoreError;
+use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
@@ -30,6 +33,8 @@ pub struct Activation {
     pub declare: Vec<HookId>,
     /// Confirms that come later than this do not prove the deliveries are queued.
     pub deadline: Option<Instant>,
+    /// While held, this router's other events for `declare` wait (declared, or failed).
+    declaring: Option<Declaring>,
 }
 
 impl Activation {
@@ -37,6 +42,7 @@ impl Activation {
     pub const NONE: Activation = Activation {
         declare: Vec::new(),
         deadline: None,
+        declaring: None,
     };
 
     /// Whether confirms that came now are still proof.
@@ -48,38 +54,94 @@ impl Activation {
     }
 }
 
+/// Hooks one activation is declaring the queues of, taken off the router's set when dropped.
+struct Declaring {
+    set: watch::Sender<HashSet<HookId>>,
+    hooks: Vec<HookId>,
+}
+
+impl Drop for Declaring {
+    fn drop(&mut self) {
+        self.set.send_modify(|set| {
+            for hook in &self.hooks {
+                set.remove(hook);
+            }
+        });
+    }
+}
+
 pub struct Activator {
     store: HookActivity,
     touches: Mutex<Touches>,
+    /// Activations write Redis one at a time: of two activations of one hook, the second
+    /// finds the first's (and waits for its declare) instead of racing it.
+    writing: tokio::sync::Mutex<()>,
+    /// Hooks whose queue one of this router's activations is declaring: its other events
+    /// for them wait rather than publish into a queue RabbitMQ is still creating (a publish
+    /// there is returned, and the event routed again: a duplicate for every other hook).
+    declaring: watch::Sender<HashSet<HookId>>,
 }
 
 impl Activator {
     pub fn new(store: HookActivity) -> Activator {
         let touches = Mutex::new(Touches::new(store.idle()));
-        Activator { store, touches }
+        Activator {
+            store,
+            touches,
+            writing: tokio::sync::Mutex::new(()),
+            declaring: watch::Sender::new(HashSet::new()),
+        }
     }
 
     pub fn store(&self) -> &HookActivity {
         &self.store
     }
 
-    /// Activates those of `hooks` not activated within the refresh.
+    /// Activates those of `hooks` not activated within the refresh, and waits until no
+    /// other activation of this router is declaring one of their queues.
     pub async fn activate(&self, hooks: &[&HookId]) -> Result<Activation, ActivationError> {
-        let sent = Instant::now();
-        let due = self.touches().due(hooks, sent);
-        let declare = if due.is_empty() {
-            Vec::new()
-        } else {
-            match self.store.activate(&due).await? {
-                Activated::Active(declare) => {
-                    self.touches().record(&due, sent);
-                    declare
+        let mut activation = Activation::NONE;
+        if !self.touches().due(hooks, Instant::now()).is_empty() {
+            let _writing = self.writing.lock().await;
+            // Again: the activation this one waited for may have written them.
+            let sent = Instant::now();
+            let due = self.touches().due(hooks, sent);
+            if !due.is_empty() {
+                match self.store.activate(&due).await? {
+                    Activated::Active(declare) => {
+                        // Marked declaring before they count as activated: an event that
+                        // finds them activated also finds them declaring.
+                        if !declare.is_empty() {
+                            self.declaring
+                                .send_modify(|set| set.extend(declare.iter().cloned()));
+                            activation.declaring = Some(Declaring {
+                                set: self.declaring.clone(),
+                                hooks: declare.clone(),
+                            });
+                        }
+                        self.touches().record(&due, sent);
+                        activation.declare = declare;
+                    }
+                    Activated::Retiring(hook) => return Err(ActivationError::Retiring(hook)),
                 }
-                Activated::Retiring(hook) => return Err(ActivationError::Retiring(hook)),
             }
-        };
-        let deadline = self.touches().deadline(hooks);
-        Ok(Activation { declare, deadline })
+        }
+        let mine = &activation.declare;
+        let others =
+            |set: &HashSet<HookId>| hooks.iter().any(|h| set.contains(*h) && !mine.contains(*h));
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = self
+            .declaring
+            .subscribe()
+            .wait_for(|set| !others(set))
+            .await;
+        activation.deadline = self.touches().deadline(hooks);
+        Ok(activation)
+    }
+
+    /// The queues `activation` named are declared: deliverers may consume them now.
+    pub async fn declared(&self, activation: &Activation) -> Result<(), ActivationError> {
+        Ok(self.store.declared(&activation.declare).await?)
     }
 
     /// Activates one hook, waiting out a sweep that is deleting its queue (a replay).

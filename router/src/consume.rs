@@ -290,6 +290,9 @@ async fn route(
             .await
             .map_err(PublishError::from)?;
     }
+    if let Some(activity) = &ctx.activity {
+        activity.declared(&activation).await?;
+    }
     let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
     let context = span.context();
     let batch: Vec<Outgoing> = deliveries

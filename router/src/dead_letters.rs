@@ -257,6 +257,9 @@ async fn republish(
             };
             topology.declare_deliveries(ch).await?;
             topology.declare_hook(ch, &fresh.hook_id).await?;
+            if let Some(activity) = activity {
+                activity.declared(&activation).await?;
+            }
             let props =
                 trace_context::carry(broker::persistent_json(fresh.event.id.as_str()), context);
             broker::publish_confirmed(
