@@ -311,7 +311,10 @@ async fn deliverers_wait_for_a_fresh_hooks_queue_to_be_declared() {
         activity.active().await.unwrap().is_empty(),
         "consumed before the router declared the queues"
     );
-    activity.declared(std::slice::from_ref(&declared)).await.unwrap();
+    activity
+        .declared(std::slice::from_ref(&declared))
+        .await
+        .unwrap();
     let active = activity.active().await.unwrap();
     assert!(active.contains_key(&declared));
     assert!(!active.contains_key(&abandoned));
