@@ -29,7 +29,7 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 pub const RETIRE_MARK_LASTS: Duration = Duration::from_secs(30);
 
 /// A declaring mark older than this was left by a router that died before its queue was
-/// declared: deliverers ignore it (and declare the queue themselves).
+/// declared: deliverers ignore it (and consume the queue once it exists).
 pub const DECLARE_MARK_LASTS: Duration = Duration::from_secs(30);
 
 /// A sweep deletes a queue only this soon after marking it, so that a mark it still acts

@@ -33,8 +33,8 @@ pub struct Activation {
     pub declare: Vec<HookId>,
     /// Confirms that come later than this do not prove the deliveries are queued.
     pub deadline: Option<Instant>,
-    /// While held, this router's other events for `declare` wait (declared, or failed).
-    declaring: Option<Declaring>,
+    /// Until [`Activator::declared`], this router's other events for `declare` wait.
+    _declaring: Option<Declaring>,
 }
 
 impl Activation {
@@ -42,7 +42,7 @@ impl Activation {
     pub const NONE: Activation = Activation {
         declare: Vec::new(),
         deadline: None,
-        declaring: None,
+        _declaring: None,
     };
 
     /// Whether confirms that came now are still proof.
@@ -97,59 +97,82 @@ impl Activator {
         &self.store
     }
 
-    /// Activates those of `hooks` not activated within the refresh, and waits until no
-    /// other activation of this router is declaring one of their queues.
+    /// Activates those of `hooks` not activated within the refresh, once no other
+    /// activation of this router is declaring one of their queues. An activation that is
+    /// declaring never waits here, so two cannot wait for each other.
     pub async fn activate(&self, hooks: &[&HookId]) -> Result<Activation, ActivationError> {
-        let mut activation = Activation::NONE;
-        if !self.touches().due(hooks, Instant::now()).is_empty() {
+        let declaring_any = |set: &HashSet<HookId>| hooks.iter().any(|h| set.contains(*h));
+        loop {
+            // The sender lives as long as `self`: waiting cannot fail.
+            let _ = self
+                .declaring
+                .subscribe()
+                .wait_for(|set| !declaring_any(set))
+                .await;
+            // Hooks are marked declaring before they count as activated (below), so one
+            // found activated here is also found declaring, until its declare is done.
+            if self.touches().due(hooks, Instant::now()).is_empty() {
+                if declaring_any(&self.declaring.borrow()) {
+                    continue;
+                }
+                return Ok(self.activated(hooks, Vec::new(), None));
+            }
             let _writing = self.writing.lock().await;
+            if declaring_any(&self.declaring.borrow()) {
+                continue;
+            }
             // Again: the activation this one waited for may have written them.
             let sent = Instant::now();
             let due = self.touches().due(hooks, sent);
-            if !due.is_empty() {
-                match self.store.activate(&due).await? {
-                    Activated::Active(declare) => {
-                        // Marked declaring before they count as activated: an event that
-                        // finds them activated also finds them declaring.
-                        if !declare.is_empty() {
-                            self.declaring
-                                .send_modify(|set| set.extend(declare.iter().cloned()));
-                            activation.declaring = Some(Declaring {
-                                set: self.declaring.clone(),
-                                hooks: declare.clone(),
-                            });
-                        }
-                        self.touches().record(&due, sent);
-                        activation.declare = declare;
-                    }
-                    Activated::Retiring(hook) => return Err(ActivationError::Retiring(hook)),
-                }
+            if due.is_empty() {
+                return Ok(self.activated(hooks, Vec::new(), None));
             }
+            let declare = match self.store.activate(&due).await? {
+                Activated::Active(declare) => declare,
+                Activated::Retiring(hook) => return Err(ActivationError::Retiring(hook)),
+            };
+            let declaring = (!declare.is_empty()).then(|| {
+                self.declaring
+                    .send_modify(|set| set.extend(declare.iter().cloned()));
+                Declaring {
+                    set: self.declaring.clone(),
+                    hooks: declare.clone(),
+                }
+            });
+            self.touches().record(&due, sent);
+            return Ok(self.activated(hooks, declare, declaring));
         }
-        let mine = &activation.declare;
-        let others =
-            |set: &HashSet<HookId>| hooks.iter().any(|h| set.contains(*h) && !mine.contains(*h));
-        // The sender lives as long as `self`: waiting cannot fail.
-        let _ = self
-            .declaring
-            .subscribe()
-            .wait_for(|set| !others(set))
-            .await;
-        activation.deadline = self.touches().deadline(hooks);
-        Ok(activation)
     }
 
-    /// The queues `activation` named are declared: deliverers may consume them now.
-    pub async fn declared(&self, activation: &Activation) -> Result<(), ActivationError> {
-        Ok(self.store.declared(&activation.declare).await?)
+    fn activated(
+        &self,
+        hooks: &[&HookId],
+        declare: Vec<HookId>,
+        declaring: Option<Declaring>,
+    ) -> Activation {
+        Activation {
+            declare,
+            deadline: self.touches().deadline(hooks),
+            _declaring: declaring,
+        }
     }
 
-    /// Activates one hook, waiting out a sweep that is deleting its queue (a replay).
-    pub async fn activate_one(&self, hook: &HookId) -> Result<Activation, ActivationError> {
+    /// The queues `activation` named are declared (or failed to be): deliverers may consume
+    /// them now, and this router's other events for them go on.
+    pub async fn declared(&self, activation: &mut Activation) -> Result<(), ActivationError> {
+        let written = self.store.declared(&activation.declare).await;
+        activation._declaring = None;
+        Ok(written?)
+    }
+
+    /// Activates `hooks`, waiting out a sweep that is deleting one of their queues (it acts
+    /// within `RETIRE_DEADLINE`): a refusal is nobody's failure, and an event requeued for
+    /// each would soon be parked.
+    pub async fn activate_waiting(&self, hooks: &[&HookId]) -> Result<Activation, ActivationError> {
         let mut tries = 0;
         loop {
-            match self.activate(&[hook]).await {
-                Err(ActivationError::Retiring(_)) if tries < 50 => {
+            match self.activate(hooks).await {
+                Err(ActivationError::Retiring(_)) if tries < 100 => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

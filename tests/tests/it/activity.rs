@@ -324,7 +324,7 @@ async fn deliverers_wait_for_a_fresh_hooks_queue_to_be_declared() {
     assert!(activity.active().await.unwrap().contains_key(&declared));
 
     // The router that was to declare `abandoned` died: once its mark is older than
-    // DECLARE_MARK_LASTS, deliverers consume the hook (and declare the queue themselves).
+    // DECLARE_MARK_LASTS, deliverers consume the hook (once its queue exists).
     let old = hookbus_contracts::payload::now_ms() - DECLARE_MARK_LASTS.as_millis() as i64 - 1_000;
     let mut conn = store.pool().get().await.unwrap();
     deadpool_redis::redis::cmd("HSET")
