@@ -28,10 +28,6 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 /// A retirement mark older than this was left by a sweep that died: it is ignored.
 pub const RETIRE_MARK_LASTS: Duration = Duration::from_secs(30);
 
-/// A declaring mark older than this was left by a router that died before its queue was
-/// declared: deliverers ignore it (and consume the queue once it exists).
-pub const DECLARE_MARK_LASTS: Duration = Duration::from_secs(30);
-
 /// A sweep deletes a queue only this soon after marking it, so that a mark it still acts
 /// on is never one an activation took as stale.
 pub const RETIRE_DEADLINE: Duration = Duration::from_secs(10);

@@ -13,7 +13,6 @@
 //! | `{p}:busy-hooks` | sorted set | hook id → until when (epoch ms) a deliverer reported it busy: every deliverer consumes it |
 //! | `{p}:active-hooks` | sorted set | hook id → until when (epoch ms) it is active: its queue may exist while it is a member, deliverers consume it while the time is to come (`activity`) |
 //! | `{p}:retiring-hooks` | hash | hook id → when (epoch ms) a sweep began deleting its idle queue: activations wait until it is done |
-//! | `{p}:declaring-hooks` | hash | hook id → when (epoch ms) a router activated it afresh and began declaring its queue: deliverers wait until it is declared |
 //! | `{p}:active-hooks:seeded` | string | set once every hook stored before activity was tracked was handed to the idle sweep, so that their queues are looked at |
 //! | `{p}:hooks:changed` | pub/sub channel | the new version, published after each change (a wake-up; polling stays the truth) |
 //! | `{p}:routers` | set | ids of the routers that hold (or held) a lease |
@@ -103,12 +102,7 @@ impl RedisKeys {
         format!("{}:retiring-hooks", self.prefix)
     }
 
-    /// Hook id → when a router began declaring its queue.
-    pub fn declaring_hooks(&self) -> String {
-        format!("{}:declaring-hooks", self.prefix)
-    }
-
-    /// Set once the hooks stored before activity was tracked were handed to the sweep.
+    /// Set once the hooks stored before activity was tracked were made active.
     pub fn active_hooks_seeded(&self) -> String {
         format!("{}:active-hooks:seeded", self.prefix)
     }

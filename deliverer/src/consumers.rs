@@ -57,11 +57,7 @@ pub async fn supervise(
 }
 
 struct Running {
-    conn: Arc<Connection>,
     consume: Channel,
-    /// Where a hook's queue is looked for before it is consumed: a missing queue closes the
-    /// channel that asked.
-    probe: Channel,
     publish: Arc<ConfirmPool>,
     consumers: HashMap<HookId, Consuming>,
     /// Consumers cancelled to be started again with a smaller share, finishing the
@@ -114,11 +110,8 @@ async fn session(
             .await?;
     }
     let consume = conn.create_channel().await?;
-    let probe = conn.create_channel().await?;
     let mut running = Running {
-        conn: conn.clone(),
         consume,
-        probe,
         publish,
         consumers: HashMap::new(),
         retiring: Vec::new(),
@@ -214,24 +207,13 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
                 .await?;
             running.qos = Some(share);
         }
-        let queue = ctx.topology.hook_queue(id);
-        if !ctx.membership.tracks_activity() {
-            ctx.topology.declare_hook(&running.consume, id).await?;
-        } else if broker::depth(&running.conn, &mut running.probe, &queue)
-            .await
-            .is_none()
-        {
-            // Routers declare an active hook's queue before they publish to it; one missing
-            // now (deleted as idle since this deliverer read the hook active) is not created
-            // here, where it would outlive its hook's activity and never be swept.
-            continue;
-        }
+        ctx.topology.declare_hook(&running.consume, id).await?;
         running.started += 1;
         let tag = format!("{}#{}", id, running.started);
         let consumer = running
             .consume
             .basic_consume(
-                queue.as_str().into(),
+                ctx.topology.hook_queue(id).into(),
                 tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
@@ -311,7 +293,6 @@ async fn drain(running: Running, deadline: Duration) {
         tasks.iter().for_each(JoinHandle::abort);
     }
     let _ = running.consume.close(200, "draining".into()).await;
-    broker::close_channel(&running.probe).await;
     running.publish.close().await;
 }
 

@@ -37,10 +37,6 @@ use crate::plan;
 /// (each is a process on the broker).
 const PUBLISH_CHANNELS: usize = 64;
 
-/// Times an event whose confirms came after its hooks' activity may have run out is routed
-/// again before it is requeued.
-const LATE_TRIES: usize = 3;
-
 /// What one routing session needs, bundled so functions take one argument for it.
 pub struct RouterCtx {
     pub topology: Topology,
@@ -191,16 +187,7 @@ async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
         Ok(event) => {
             span.set_all(|| telemetry::event_attributes(&event));
             span.event("decoded");
-            // Confirms that came too late prove nothing: routed again at once (duplicates
-            // at worst), a few times, before the event goes back to its queue.
-            let mut routed = route(publish, ctx, &event, &mut span).await;
-            for _ in 0..LATE_TRIES {
-                if !matches!(routed, Err(RouteError::Activation(ActivationError::Late))) {
-                    break;
-                }
-                routed = route(publish, ctx, &event, &mut span).await;
-            }
-            routed
+            route(publish, ctx, &event, &mut span).await
         }
         Err(err) => park(publish, ctx, &msg, &format!("unreadable event: {err}"))
             .await
@@ -292,18 +279,17 @@ async fn route(
         return Ok(Routed::Unmatched);
     }
     let hooks: Vec<&HookId> = deliveries.iter().map(|d| &d.hook_id).collect();
-    let mut activation = match &ctx.activity {
-        Some(activity) => activity.activate_waiting(&hooks).await?,
+    let activation = match &ctx.activity {
+        Some(activity) => activity.activate(&hooks).await?,
         None => Activation::NONE,
     };
     let mut lent = publish.lend().await?;
-    let declared = declare_all(&ctx.topology, lent.channel(), &activation.declare).await;
-    // Declared or not, deliverers need not wait any more: a queue still missing is
-    // declared by the deliverer that consumes it, or by the next routing of the event.
-    if let Some(activity) = &ctx.activity {
-        activity.declared(&mut activation).await?;
+    for hook in &activation.declare {
+        ctx.topology
+            .declare_hook(lent.channel(), hook)
+            .await
+            .map_err(PublishError::from)?;
     }
-    declared?;
     let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
     let context = span.context();
     let batch: Vec<Outgoing> = deliveries
@@ -352,18 +338,6 @@ async fn route(
         .with_label_values(&[event.name.as_str()])
         .inc_by(deliveries.len() as u64);
     Ok(Routed::Delivered(deliveries.len()))
-}
-
-/// Declares the queues of `hooks`, one after the other.
-async fn declare_all(
-    topology: &Topology,
-    ch: &lapin::Channel,
-    hooks: &[HookId],
-) -> Result<(), PublishError> {
-    for hook in hooks {
-        topology.declare_hook(ch, hook).await?;
-    }
-    Ok(())
 }
 
 /// Moves an unreadable event to `{p}.events.dead` with its reason, confirmed, so that it is

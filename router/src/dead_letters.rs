@@ -251,16 +251,12 @@ async fn republish(
     match target {
         Target::Hook(parked) => {
             let fresh = Delivery::new(parked.hook_id.clone(), parked.event.clone());
-            let mut activation = match activity {
-                Some(activity) => activity.activate_waiting(&[&fresh.hook_id]).await?,
+            let activation = match activity {
+                Some(activity) => activity.activate_one(&fresh.hook_id).await?,
                 None => Activation::NONE,
             };
             topology.declare_deliveries(ch).await?;
-            let declared = topology.declare_hook(ch, &fresh.hook_id).await;
-            if let Some(activity) = activity {
-                activity.declared(&mut activation).await?;
-            }
-            declared?;
+            topology.declare_hook(ch, &fresh.hook_id).await?;
             let props =
                 trace_context::carry(broker::persistent_json(fresh.event.id.as_str()), context);
             broker::publish_confirmed(

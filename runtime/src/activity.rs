@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis::{self, Cmd};
 use deadpool_redis::Pool;
-use hookbus_contracts::activity::{Idle, Verdict, DECLARE_MARK_LASTS, RETIRE_MARK_LASTS};
+use hookbus_contracts::activity::{Idle, Verdict, RETIRE_MARK_LASTS};
 use hookbus_contracts::keys::RedisKeys;
 use hookbus_contracts::HookId;
 
@@ -19,8 +19,7 @@ use crate::store::StoreError;
 /// Activates hooks (ARGV[3..]) unless a sweep is deleting one of them: `{0, id}` then,
 /// nothing written. Otherwise each hook is active until now + the idle period (ARGV[1]) at
 /// least, and the reply is `{1, ids...}` with the hooks whose queue may not exist (not a
-/// member, or marked by a sweep that died): the caller declares those, and they are marked
-/// *declaring* (KEYS[3]) until it says they are declared.
+/// member, or marked by a sweep that died): the caller declares those.
 const ACTIVATE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -32,10 +31,7 @@ local fresh = {1}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local stale = redis.call('HDEL', KEYS[2], id) == 1
-  if stale or not redis.call('ZSCORE', KEYS[1], id) then
-    table.insert(fresh, id)
-    redis.call('HSET', KEYS[3], id, now)
-  end
+  if stale or not redis.call('ZSCORE', KEYS[1], id) then table.insert(fresh, id) end
   redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[1]), id)
 end
 return fresh
@@ -51,27 +47,11 @@ end
 return 0
 ";
 
-/// The hooks active now, with until when, flattened; without those a router is still
-/// declaring the queue of (marked in KEYS[2] less than ARGV[1] ms ago). RabbitMQ 3.10 answers
-/// a declare of a quorum queue another connection is still creating at once, and a consume
-/// that follows crashes the consumer's connection: deliverers wait for the router's declare.
+/// The hooks active now, with until when, flattened.
 const ACTIVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local declaring = {}
-local marks = redis.call('HGETALL', KEYS[2])
-for i = 1, #marks, 2 do
-  if now - tonumber(marks[i + 1]) < tonumber(ARGV[1]) then declaring[marks[i]] = true end
-end
-local active = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
-local ready = {}
-for i = 1, #active, 2 do
-  if not declaring[active[i]] then
-    table.insert(ready, active[i])
-    table.insert(ready, active[i + 1])
-  end
-end
-return ready
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
 ";
 
 /// Marks up to ARGV[1] hooks idle past their time as retiring (skipping those another sweep
@@ -145,11 +125,7 @@ impl HookActivity {
     pub async fn activate(&self, hooks: &[&HookId]) -> Result<Activated, StoreError> {
         let mut call = eval(
             ACTIVATE,
-            &[
-                self.keys.active_hooks(),
-                self.keys.retiring_hooks(),
-                self.keys.declaring_hooks(),
-            ],
+            &[self.keys.active_hooks(), self.keys.retiring_hooks()],
         );
         call.arg(ms(self.idle.period())).arg(ms(RETIRE_MARK_LASTS));
         for hook in hooks {
@@ -159,34 +135,15 @@ impl HookActivity {
         let reply: Vec<redis::Value> = call.query_async(&mut *conn).await?;
         let mut values = reply.into_iter();
         let active = matches!(values.next(), Some(redis::Value::Int(1)));
-        let mut ids: Vec<HookId> = values
+        let ids: Vec<HookId> = values
             .filter_map(|v| redis::from_redis_value::<String>(v).ok())
             .filter_map(|id| HookId::parse(&id))
             .collect();
-        Ok(match (active, ids.pop()) {
+        Ok(match (active, ids.into_iter().next()) {
             (false, Some(id)) => Activated::Retiring(id),
             (false, None) => Activated::Active(Vec::new()),
-            (true, last) => {
-                ids.extend(last);
-                Activated::Active(ids)
-            }
+            (true, first) => Activated::Active(first.into_iter().collect()),
         })
-    }
-
-    /// The queues of `hooks`, reported by [`HookActivity::activate`], are declared: their
-    /// deliverers may consume them.
-    pub async fn declared(&self, hooks: &[HookId]) -> Result<(), StoreError> {
-        if hooks.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.pool.get().await?;
-        let ids: Vec<&str> = hooks.iter().map(HookId::as_str).collect();
-        redis::cmd("HDEL")
-            .arg(self.keys.declaring_hooks())
-            .arg(&ids)
-            .query_async::<i64>(&mut *conn)
-            .await?;
-        Ok(())
     }
 
     /// Keeps each hook active for its duration from now at least, plus the idle period.
@@ -203,17 +160,12 @@ impl HookActivity {
         Ok(())
     }
 
-    /// The hooks active now whose queue is declared, with until when (epoch ms, Redis's
-    /// clock).
+    /// The hooks active now, with until when (epoch ms, Redis's clock).
     pub async fn active(&self) -> Result<HashMap<HookId, i64>, StoreError> {
         let mut conn = self.pool.get().await?;
-        let flat: Vec<(String, i64)> = eval(
-            ACTIVE,
-            &[self.keys.active_hooks(), self.keys.declaring_hooks()],
-        )
-        .arg(ms(DECLARE_MARK_LASTS))
-        .query_async(&mut *conn)
-        .await?;
+        let flat: Vec<(String, i64)> = eval(ACTIVE, &[self.keys.active_hooks()])
+            .query_async(&mut *conn)
+            .await?;
         Ok(flat
             .into_iter()
             .filter_map(|(id, until)| HookId::parse(&id).map(|id| (id, until)))

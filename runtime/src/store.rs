@@ -325,7 +325,6 @@ impl HookStore {
             .zrem(self.keys.deleted_hooks(), id.as_str())
             .zrem(self.keys.active_hooks(), id.as_str())
             .hdel(self.keys.retiring_hooks(), id.as_str())
-            .hdel(self.keys.declaring_hooks(), id.as_str())
             .query_async::<()>(&mut *conn)
             .await?;
         Ok(())

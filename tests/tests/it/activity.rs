@@ -6,13 +6,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use hookbus_contracts::activity::{Idle, DECLARE_MARK_LASTS};
 use hookbus_contracts::hook::HookInput;
 use hookbus_contracts::keys::RedisKeys;
 use hookbus_contracts::metric_names as name;
 use hookbus_contracts::topology::Topology;
-use hookbus_contracts::{Delivery, Event, EventName, HookId};
-use hookbus_runtime::activity::{Activated, HookActivity};
+use hookbus_contracts::{Delivery, Event, EventName};
 use hookbus_runtime::broker;
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::store::HookStore;
@@ -285,54 +283,4 @@ async fn hooks_stored_before_activity_was_tracked_are_looked_at_at_once() {
     );
     deliverer.stop().await;
     router.stop().await;
-}
-
-/// A hook activated afresh is handed to deliverers only once the router that activated it
-/// has declared its queue: RabbitMQ 3.10 answers a declare of a quorum queue another
-/// connection is still creating at once, and a consume that follows crashes the consumer's
-/// whole connection (seen as `spine::a_deliverer_holds_at_most_its_prefetch_across_all_hooks`
-/// failing now and then). A router that died before declaring holds nothing back for long.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deliverers_wait_for_a_fresh_hooks_queue_to_be_declared() {
-    let prefix = pipeline::unique_prefix("idle-declaring");
-    let _cleanup = Cleanup::new(&prefix, &[]);
-    let keys = RedisKeys::new(&prefix);
-    let store = HookStore::new(pipeline::REDIS_URL, keys.clone()).unwrap();
-    let idle = Idle::new(IDLE * 60).unwrap();
-    let activity = HookActivity::new(store.pool().clone(), keys.clone(), idle);
-    let (declared, abandoned) = (HookId::generate(), HookId::generate());
-
-    let fresh = activity.activate(&[&declared, &abandoned]).await.unwrap();
-    assert_eq!(
-        fresh,
-        Activated::Active(vec![declared.clone(), abandoned.clone()])
-    );
-    assert!(
-        activity.active().await.unwrap().is_empty(),
-        "consumed before the router declared the queues"
-    );
-    activity
-        .declared(std::slice::from_ref(&declared))
-        .await
-        .unwrap();
-    let active = activity.active().await.unwrap();
-    assert!(active.contains_key(&declared));
-    assert!(!active.contains_key(&abandoned));
-    // Active already: nothing to declare, and it stays consumable.
-    let again = activity.activate(&[&declared]).await.unwrap();
-    assert_eq!(again, Activated::Active(Vec::new()));
-    assert!(activity.active().await.unwrap().contains_key(&declared));
-
-    // The router that was to declare `abandoned` died: once its mark is older than
-    // DECLARE_MARK_LASTS, deliverers consume the hook (once its queue exists).
-    let old = hookbus_contracts::payload::now_ms() - DECLARE_MARK_LASTS.as_millis() as i64 - 1_000;
-    let mut conn = store.pool().get().await.unwrap();
-    deadpool_redis::redis::cmd("HSET")
-        .arg(keys.declaring_hooks())
-        .arg(abandoned.as_str())
-        .arg(old)
-        .query_async::<i64>(&mut *conn)
-        .await
-        .unwrap();
-    assert!(activity.active().await.unwrap().contains_key(&abandoned));
 }
