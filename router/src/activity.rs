@@ -82,12 +82,14 @@ impl Activator {
         Ok(Activation { declare, deadline })
     }
 
-    /// Activates one hook, waiting out a sweep that is deleting its queue (a replay).
-    pub async fn activate_one(&self, hook: &HookId) -> Result<Activation, ActivationError> {
+    /// Activates `hooks`, waiting out a sweep that is deleting one of their queues (it acts
+    /// within `RETIRE_DEADLINE`): a refusal is nobody's failure, and an event requeued for
+    /// each would use up the tries after which it is parked.
+    pub async fn activate_waiting(&self, hooks: &[&HookId]) -> Result<Activation, ActivationError> {
         let mut tries = 0;
         loop {
-            match self.activate(&[hook]).await {
-                Err(ActivationError::Retiring(_)) if tries < 50 => {
+            match self.activate(hooks).await {
+                Err(ActivationError::Retiring(_)) if tries < 100 => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

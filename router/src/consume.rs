@@ -37,6 +37,10 @@ use crate::plan;
 /// (each is a process on the broker).
 const PUBLISH_CHANNELS: usize = 64;
 
+/// Times an event whose confirms came after its hooks' activity may have run out is routed
+/// again before it is requeued.
+const LATE_TRIES: usize = 3;
+
 /// What one routing session needs, bundled so functions take one argument for it.
 pub struct RouterCtx {
     pub topology: Topology,
@@ -187,7 +191,17 @@ async fn handle(publish: &ConfirmPool, ctx: &RouterCtx, msg: AmqpMessage) {
         Ok(event) => {
             span.set_all(|| telemetry::event_attributes(&event));
             span.event("decoded");
-            route(publish, ctx, &event, &mut span).await
+            // Confirms that came too late prove nothing: routed again at once (duplicates
+            // at worst), a few times, before the event goes back to its queue, where each
+            // return uses up one of the tries after which it is parked.
+            let mut routed = route(publish, ctx, &event, &mut span).await;
+            for _ in 0..LATE_TRIES {
+                if !matches!(routed, Err(RouteError::Activation(ActivationError::Late))) {
+                    break;
+                }
+                routed = route(publish, ctx, &event, &mut span).await;
+            }
+            routed
         }
         Err(err) => park(publish, ctx, &msg, &format!("unreadable event: {err}"))
             .await
@@ -280,7 +294,7 @@ async fn route(
     }
     let hooks: Vec<&HookId> = deliveries.iter().map(|d| &d.hook_id).collect();
     let activation = match &ctx.activity {
-        Some(activity) => activity.activate(&hooks).await?,
+        Some(activity) => activity.activate_waiting(&hooks).await?,
         None => Activation::NONE,
     };
     let mut lent = publish.lend().await?;

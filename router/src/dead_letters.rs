@@ -252,7 +252,7 @@ async fn republish(
         Target::Hook(parked) => {
             let fresh = Delivery::new(parked.hook_id.clone(), parked.event.clone());
             let activation = match activity {
-                Some(activity) => activity.activate_one(&fresh.hook_id).await?,
+                Some(activity) => activity.activate_waiting(&[&fresh.hook_id]).await?,
                 None => Activation::NONE,
             };
             topology.declare_deliveries(ch).await?;
