@@ -13,7 +13,7 @@ per_event=${HOOKBUS_DEMO_PER_EVENT:-3}
 bash deploy/services.sh
 echo "demo: building (release)"
 cargo build --release --locked --bins -p hookbus-producer -p hookbus-router -p hookbus-deliverer -p hookbus-tests
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 logs=.demo
 mkdir -p "$logs"
 
