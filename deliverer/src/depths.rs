@@ -3,8 +3,8 @@
 //!
 //! Per-hook gauges are bounded to `HOOKBUS_PER_HOOK_METRICS` active hooks (in id order), so
 //! a deployment with 10,000 hooks does not export 30,000 series; an idle hook has no queue
-//! to read. Every deliverer exports the
-//! same broker-wide values; dashboards aggregate them with `max by (hook_id)`. The oldest
+//! to read. Every deliverer exports the same broker-wide values; dashboards aggregate them
+//! with `max by (hook_id)`. The oldest
 //! message's age is estimated from what this process picked up: the age of the last
 //! message taken from the queue plus the time since, while a backlog remains.
 //!
