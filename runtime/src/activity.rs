@@ -139,10 +139,12 @@ impl HookActivity {
             .filter_map(|v| redis::from_redis_value::<String>(v).ok())
             .filter_map(|id| HookId::parse(&id))
             .collect();
-        Ok(match (active, ids.into_iter().next()) {
-            (false, Some(id)) => Activated::Retiring(id),
-            (false, None) => Activated::Active(Vec::new()),
-            (true, first) => Activated::Active(first.into_iter().collect()),
+        Ok(match (active, ids) {
+            (true, fresh) => Activated::Active(fresh),
+            (false, retiring) => match retiring.into_iter().next() {
+                Some(id) => Activated::Retiring(id),
+                None => Activated::Active(Vec::new()),
+            },
         })
     }
 

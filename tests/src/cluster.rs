@@ -90,9 +90,17 @@ impl ClusterNode {
         wait_port(self.port, true, NODE_START).await;
         // The port opens before the node has finished booting: wait until it answers.
         eventually(format!("{} to boot", self.name), NODE_START, async || {
-            check(self.ctl(&["await_startup"]).await, |ok| *ok)
+            check(self.ctl(&["await_startup"]).await, |ok| *ok).map_err(|_| self.log_tail())
         })
         .await;
+    }
+
+    /// The last lines of the node's log: what a failed boot reports.
+    fn log_tail(&self) -> String {
+        let log = self.dir.join("log").join(format!("{}.log", self.name));
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| format!("{log:?}: {e}"));
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
     /// `kill -9` of the node's Erlang VM: a crash, nothing flushed.

@@ -3,19 +3,34 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
 use crate::wait::{check, eventually};
 
-/// A free TCP port on loopback (released before the server binds it).
+/// Where [`spare_port`] looks: below Linux's ephemeral range (32768–60999 by default).
+const SPARE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free TCP port on loopback, released before the server binds it.
+///
+/// A port the kernel handed out for `bind(0)` can be handed out again, as the source port
+/// of any outgoing connection or to another `bind(0)`, in the moment between its release
+/// and the server's bind: a CI run once saw a cluster node, given such a port, fail to
+/// boot. Ports below the ephemeral range are never handed out by the kernel, and the
+/// counter keeps two picks of this process apart.
 pub fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static PICKS: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(SPARE_PORTS.end - SPARE_PORTS.start);
+    let start = std::process::id().wrapping_mul(7_919);
+    loop {
+        let pick = start.wrapping_add(PICKS.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = SPARE_PORTS.start + u16::try_from(pick).expect("below the span");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until `port` on loopback accepts connections (`up`) or refuses them.

@@ -6,11 +6,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use hookbus_contracts::activity::Idle;
 use hookbus_contracts::hook::HookInput;
 use hookbus_contracts::keys::RedisKeys;
 use hookbus_contracts::metric_names as name;
 use hookbus_contracts::topology::Topology;
-use hookbus_contracts::{Delivery, Event, EventName};
+use hookbus_contracts::{Delivery, Event, EventName, HookId};
+use hookbus_runtime::activity::{Activated, HookActivity};
 use hookbus_runtime::broker;
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::store::HookStore;
@@ -290,4 +292,27 @@ async fn hooks_stored_before_activity_was_tracked_are_looked_at_at_once() {
     );
     deliverer.stop().await;
     router.stop().await;
+}
+
+/// One call that activates several fresh hooks names every one whose queue must be
+/// declared, not only the first: a router declares those before publishing, and a queue it
+/// skips turns the publish into a return and the event into a second routing.
+#[tokio::test]
+async fn activating_several_fresh_hooks_names_each_queue_to_declare() {
+    let prefix = pipeline::unique_prefix("activate-fresh");
+    let _cleanup = Cleanup::new(&prefix, &[]);
+    let keys = RedisKeys::new(&prefix);
+    let store = HookStore::new(pipeline::REDIS_URL, keys.clone()).unwrap();
+    let activity = HookActivity::new(store.pool().clone(), keys, Idle::new(IDLE).unwrap());
+    let hooks: Vec<HookId> = (0..3).map(|_| HookId::generate()).collect();
+    let all: Vec<&HookId> = hooks.iter().collect();
+    assert_eq!(
+        activity.activate(&all).await.unwrap(),
+        Activated::Active(hooks.clone())
+    );
+    assert_eq!(
+        activity.activate(&all).await.unwrap(),
+        Activated::Active(Vec::new()),
+        "an active hook's queue exists"
+    );
 }
