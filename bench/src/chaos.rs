@@ -141,11 +141,12 @@ fn row(date: &str, s: &Summary) -> String {
         .iter()
         .map(|f| {
             format!(
-                "{:?} {}: ingest {} s, ready {} s",
+                "{:?} {}: ingest {} s, ready {} s, {} duplicates after",
                 f.kind,
                 f.target,
                 secs(f.ingest_back_s),
-                secs(f.ready_back_s)
+                secs(f.ready_back_s),
+                f.duplicates_after
             )
         })
         .collect();

@@ -12,7 +12,7 @@
 //! | `{p}:deliverers` | sorted set | instance id → the end of that deliverer's lease (epoch ms): the live deliverers, among whom hooks are shared |
 //! | `{p}:busy-hooks` | sorted set | hook id → until when (epoch ms) a deliverer reported it busy: every deliverer consumes it |
 //! | `{p}:active-hooks` | sorted set | hook id → until when (epoch ms) it is active: its queue may exist while it is a member, deliverers consume it while the time is to come (`activity`) |
-//! | `{p}:retiring-hooks` | hash | hook id → when (epoch ms) a sweep began deleting its idle queue: activations wait until it is done |
+//! | `{p}:retiring-hooks` | hash | hook id → when (epoch ms) a sweep began deleting its idle queue, or a router declaring the queue of a hook with no activity: activations wait until it is done |
 //! | `{p}:active-hooks:seeded` | string | set once every hook stored before activity was tracked was handed to the idle sweep, so that their queues are looked at |
 //! | `{p}:hooks:changed` | pub/sub channel | the new version, published after each change (a wake-up; polling stays the truth) |
 //! | `{p}:routers` | set | ids of the routers that hold (or held) a lease |

@@ -293,17 +293,20 @@ async fn route(
         return Ok(Routed::Unmatched);
     }
     let hooks: Vec<&HookId> = deliveries.iter().map(|d| &d.hook_id).collect();
-    let activation = match &ctx.activity {
-        Some(activity) => activity.activate_waiting(&hooks).await?,
-        None => Activation::NONE,
+    // Activated before a channel is lent: activations may wait for one another.
+    let pending = match &ctx.activity {
+        Some(activity) => Some(activity.activate(&hooks).await?),
+        None => None,
     };
     let mut lent = publish.lend().await?;
-    for hook in &activation.declare {
-        ctx.topology
-            .declare_hook(lent.channel(), hook)
-            .await
-            .map_err(PublishError::from)?;
-    }
+    let activation = match (&ctx.activity, pending) {
+        (Some(activity), Some(pending)) => {
+            activity
+                .declare(pending, lent.channel(), &ctx.topology, &hooks)
+                .await?
+        }
+        _ => Activation::NONE,
+    };
     let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
     let context = span.context();
     let batch: Vec<Outgoing> = deliveries

@@ -251,8 +251,12 @@ async fn republish(
     match target {
         Target::Hook(parked) => {
             let fresh = Delivery::new(parked.hook_id.clone(), parked.event.clone());
+            let hooks = [&fresh.hook_id];
             let activation = match activity {
-                Some(activity) => activity.activate_waiting(&[&fresh.hook_id]).await?,
+                Some(activity) => {
+                    let pending = activity.activate(&hooks).await?;
+                    activity.declare(pending, ch, topology, &hooks).await?
+                }
                 None => Activation::NONE,
             };
             topology.declare_deliveries(ch).await?;

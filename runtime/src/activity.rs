@@ -16,10 +16,13 @@ use hookbus_contracts::HookId;
 
 use crate::store::StoreError;
 
-/// Activates hooks (ARGV[3..]) unless a sweep is deleting one of them: `{0, id}` then,
-/// nothing written. Otherwise each hook is active until now + the idle period (ARGV[1]) at
-/// least, and the reply is `{1, ids...}` with the hooks whose queue may not exist (not a
-/// member, or marked by a sweep that died): the caller declares those.
+/// Activates hooks (ARGV[3..]) unless a sweep is deleting, or another activation
+/// declaring, the queue of one of them (a mark less than ARGV[2] ms old): `{0, id}` then,
+/// nothing written. Otherwise the reply is `{1, ids...}` with the hooks whose queue may not
+/// exist, which the caller declares: a hook with no activity is marked, and written active
+/// only by [`END_DECLARE`], so that no deliverer consumes a queue still being created; one
+/// marked by a sweep that died stays a member. Every other hook is active until now + the
+/// idle period (ARGV[1]) at least.
 const ACTIVATE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -31,10 +34,30 @@ local fresh = {1}
 for i = 3, #ARGV do
   local id = ARGV[i]
   local stale = redis.call('HDEL', KEYS[2], id) == 1
-  if stale or not redis.call('ZSCORE', KEYS[1], id) then table.insert(fresh, id) end
-  redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[1]), id)
+  if not redis.call('ZSCORE', KEYS[1], id) then
+    redis.call('HSET', KEYS[2], id, now)
+    table.insert(fresh, id)
+  else
+    if stale then table.insert(fresh, id) end
+    redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[1]), id)
+  end
 end
 return fresh
+";
+
+/// Ends the declaring of hooks' queues (ARGV[3..]): their marks are removed and, if the
+/// queues were declared (ARGV[2] = 1), the hooks are active until now + the idle period
+/// (ARGV[1]) at least.
+const END_DECLARE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 3, #ARGV do
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  if ARGV[2] == '1' then
+    redis.call('ZADD', KEYS[1], 'GT', now + tonumber(ARGV[1]), ARGV[i])
+  end
+end
+return 0
 ";
 
 /// Keeps hooks active: ARGV pairs of a hook id and how long from now (ms).
@@ -89,10 +112,12 @@ return #ids
 /// What [`HookActivity::activate`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Activated {
-    /// Active; the queues of these hooks may not exist and must be declared.
+    /// Active, or, for these hooks, to be declared: their queues may not exist, and they
+    /// are written active by [`HookActivity::end_declare`].
     Active(Vec<HookId>),
-    /// A sweep is deleting this hook's queue: try again in a moment.
-    Retiring(HookId),
+    /// A sweep is deleting, or another activation declaring, this hook's queue: try again
+    /// in a moment.
+    Changing(HookId),
 }
 
 #[derive(Clone)]
@@ -142,10 +167,30 @@ impl HookActivity {
         Ok(match (active, ids) {
             (true, fresh) => Activated::Active(fresh),
             (false, retiring) => match retiring.into_iter().next() {
-                Some(id) => Activated::Retiring(id),
+                Some(id) => Activated::Changing(id),
                 None => Activated::Active(Vec::new()),
             },
         })
+    }
+
+    /// Ends the declaring of the queues [`HookActivity::activate`] named: the hooks are
+    /// active from now if their queues were `declared`, and no longer block others either
+    /// way.
+    pub async fn end_declare(&self, hooks: &[HookId], declared: bool) -> Result<(), StoreError> {
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        let mut call = eval(
+            END_DECLARE,
+            &[self.keys.active_hooks(), self.keys.retiring_hooks()],
+        );
+        call.arg(ms(self.idle.period())).arg(u8::from(declared));
+        for hook in hooks {
+            call.arg(hook.as_str());
+        }
+        let mut conn = self.pool.get().await?;
+        call.query_async::<i64>(&mut *conn).await?;
+        Ok(())
     }
 
     /// Keeps each hook active for its duration from now at least, plus the idle period.

@@ -166,6 +166,10 @@ pub struct FaultRecord {
     pub ready_back_s: Option<f64>,
     /// Ingest probes refused during the fault.
     pub ingest_refused: u64,
+    /// Second and later copies the endpoints received after this fault and before the
+    /// next: what the fault cost in duplicates, by time (a backlog can carry some of one
+    /// fault's into the next's).
+    pub duplicates_after: u64,
 }
 
 /// What a soak measured.
@@ -186,6 +190,8 @@ pub struct Summary {
     pub deliveries: u64,
     pub duplicates: u64,
     pub duplicate_pct: f64,
+    /// Duplicates received before the first fault: those no fault explains.
+    pub duplicates_before_faults: u64,
     /// Accepted → first 2xx at the endpoint, over the hooks that always answer 2xx, for
     /// events accepted while a fault was on (from the kill to its recovery) and otherwise.
     pub late_p99_fault_ms: Option<f64>,
@@ -207,6 +213,8 @@ struct Seen {
 #[derive(Default)]
 struct HookTally {
     seen: Mutex<HashMap<u128, Seen>>,
+    /// When each second or later copy of an id arrived.
+    repeats: Mutex<Vec<Instant>>,
     deliveries: AtomicU64,
     failed: AtomicU64,
     status: AtomicU16,
@@ -294,6 +302,9 @@ async fn answer(
         let entry = seen.entry(id.as_u128()).or_default();
         entry.first.get_or_insert_with(Instant::now);
         entry.count += 1;
+        if entry.count > 1 {
+            tally.repeats.lock().unwrap().push(Instant::now());
+        }
         tally.deliveries.fetch_add(1, Ordering::Relaxed);
     }
     StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT)
@@ -700,6 +711,7 @@ fn record(
         ingest_back_s: recovery.ingest_back.map(|d| d.as_secs_f64()),
         ready_back_s: recovery.ready_back.map(|d| d.as_secs_f64()),
         ingest_refused: recovery.refused,
+        duplicates_after: 0,
     }
 }
 
@@ -927,7 +939,7 @@ fn reconcile(
     ledger: &Ledger,
     accepted: &[(u128, Instant)],
     windows: &[(Instant, Instant)],
-    faults: Vec<FaultRecord>,
+    mut faults: Vec<FaultRecord>,
     publish_s: f64,
     began: Instant,
 ) -> Summary {
@@ -978,6 +990,16 @@ fn reconcile(
     }
     let deliveries: u64 = hooks.iter().map(|h| h.deliveries).sum();
     let duplicates: u64 = hooks.iter().map(|h| h.duplicates).sum();
+    let mut duplicates_before_faults = 0;
+    for tally in soak.endpoints.hooks.iter() {
+        for repeat in tally.repeats.lock().unwrap().iter() {
+            // The windows are in the faults' order, which is the order they happened in.
+            match windows.iter().rposition(|(from, _)| from <= repeat) {
+                Some(k) => faults[k].duplicates_after += 1,
+                None => duplicates_before_faults += 1,
+            }
+        }
+    }
     let (fault_late, calm_late) = (sorted(fault_late), sorted(calm_late));
     Summary {
         events: plan.events,
@@ -996,6 +1018,7 @@ fn reconcile(
         } else {
             duplicates as f64 * 100.0 / deliveries as f64
         },
+        duplicates_before_faults,
         late_p99_fault_ms: percentile(&fault_late, 0.99),
         late_p99_calm_ms: percentile(&calm_late, 0.99),
         late_p50_calm_ms: percentile(&calm_late, 0.5),

@@ -295,10 +295,11 @@ async fn hooks_stored_before_activity_was_tracked_are_looked_at_at_once() {
 }
 
 /// One call that activates several fresh hooks names every one whose queue must be
-/// declared, not only the first: a router declares those before publishing, and a queue it
-/// skips turns the publish into a return and the event into a second routing.
+/// declared, not only the first, and holds them back from deliverers until that is done: a
+/// deliverer that consumed a quorum queue still being declared would have its connection
+/// closed by RabbitMQ 3.10. Meanwhile other activations of those hooks wait.
 #[tokio::test]
-async fn activating_several_fresh_hooks_names_each_queue_to_declare() {
+async fn fresh_hooks_are_active_only_once_their_queues_are_declared() {
     let prefix = pipeline::unique_prefix("activate-fresh");
     let _cleanup = Cleanup::new(&prefix, &[]);
     let keys = RedisKeys::new(&prefix);
@@ -310,9 +311,34 @@ async fn activating_several_fresh_hooks_names_each_queue_to_declare() {
         activity.activate(&all).await.unwrap(),
         Activated::Active(hooks.clone())
     );
+    assert!(
+        activity.active().await.unwrap().is_empty(),
+        "not active yet"
+    );
+    assert!(matches!(
+        activity.activate(&all[1..]).await.unwrap(),
+        Activated::Changing(_)
+    ));
+    activity.end_declare(&hooks, true).await.unwrap();
+    assert_eq!(activity.active().await.unwrap().len(), 3);
     assert_eq!(
         activity.activate(&all).await.unwrap(),
         Activated::Active(Vec::new()),
         "an active hook's queue exists"
+    );
+    // A declare that failed blocks nobody: the next activation declares again.
+    let other = HookId::generate();
+    assert_eq!(
+        activity.activate(&[&other]).await.unwrap(),
+        Activated::Active(vec![other.clone()])
+    );
+    activity
+        .end_declare(std::slice::from_ref(&other), false)
+        .await
+        .unwrap();
+    assert!(!activity.active().await.unwrap().contains_key(&other));
+    assert_eq!(
+        activity.activate(&[&other]).await.unwrap(),
+        Activated::Active(vec![other])
     );
 }
