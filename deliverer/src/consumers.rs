@@ -57,7 +57,11 @@ pub async fn supervise(
 }
 
 struct Running {
+    conn: Arc<Connection>,
     consume: Channel,
+    /// Where a hook's queue is looked for before it is consumed: a missing queue closes the
+    /// channel that asked.
+    probe: Channel,
     publish: Arc<ConfirmPool>,
     consumers: HashMap<HookId, Consuming>,
     /// Consumers cancelled to be started again with a smaller share, finishing the
@@ -110,8 +114,11 @@ async fn session(
             .await?;
     }
     let consume = conn.create_channel().await?;
+    let probe = conn.create_channel().await?;
     let mut running = Running {
+        conn: conn.clone(),
         consume,
+        probe,
         publish,
         consumers: HashMap::new(),
         retiring: Vec::new(),
@@ -207,13 +214,25 @@ async fn reconcile(ctx: &Arc<DeliverCtx>, running: &mut Running) -> Result<(), S
                 .await?;
             running.qos = Some(share);
         }
-        ctx.topology.declare_hook(&running.consume, id).await?;
+        let queue = ctx.topology.hook_queue(id);
+        if !ctx.membership.tracks_activity() {
+            ctx.topology.declare_hook(&running.consume, id).await?;
+        } else if broker::depth(&running.conn, &mut running.probe, &queue)
+            .await
+            .is_none()
+        {
+            // A router declares a hook's queue before the hook is active; one missing now
+            // was deleted as idle since this deliverer read the hook active, and created
+            // here it would outlive its hook's activity, never swept. Looked for again at
+            // the next reconcile, in case a router declares it again.
+            continue;
+        }
         running.started += 1;
         let tag = format!("{}#{}", id, running.started);
         let consumer = running
             .consume
             .basic_consume(
-                ctx.topology.hook_queue(id).into(),
+                queue.as_str().into(),
                 tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
@@ -293,6 +312,7 @@ async fn drain(running: Running, deadline: Duration) {
         tasks.iter().for_each(JoinHandle::abort);
     }
     let _ = running.consume.close(200, "draining".into()).await;
+    broker::close_channel(&running.probe).await;
     running.publish.close().await;
 }
 

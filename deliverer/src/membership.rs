@@ -74,6 +74,12 @@ impl Membership {
                 .is_some_and(|active| active.contains_key(hook))
     }
 
+    /// Whether activity is tracked: routers then declare the queue of a hook before it is
+    /// active, and a deliverer consumes only queues that exist.
+    pub fn tracks_activity(&self) -> bool {
+        self.activity.is_some()
+    }
+
     /// Whether the active hooks have been read (or need not be).
     pub fn knows_activity(&self) -> bool {
         self.activity.is_none() || self.active.borrow().is_some()

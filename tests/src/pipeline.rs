@@ -407,10 +407,20 @@ impl Pipeline {
         .await;
     }
 
-    /// Makes `hook` active, as an event routed to it would, and waits until a deliverer has
-    /// declared its queue: for tests that publish to the queue, or set a policy on it,
-    /// themselves.
+    /// Makes `hook` active with its queue declared, as a router does for an event routed to
+    /// it: for tests that publish to the queue, or set a policy on it, themselves.
     pub async fn activate(&self, hook: &HookId) {
+        use hookbus_runtime::declare::Declare;
+        let conn = hookbus_runtime::broker::connect(&self.servers.amqp_url, "hookbus-test")
+            .await
+            .expect("the broker");
+        let ch = conn.create_channel().await.expect("a channel");
+        self.topology()
+            .with_delivery_queues(self.servers.hook_queues)
+            .declare_hook(&ch, hook)
+            .await
+            .expect("the hook's queue declared");
+        let _ = conn.close(200, "".into()).await;
         let keys = hookbus_contracts::keys::RedisKeys::new(&self.prefix);
         let store = hookbus_runtime::store::HookStore::new(&self.servers.redis_url, keys.clone())
             .expect("the hook store");
@@ -421,11 +431,6 @@ impl Pipeline {
             .hold(&[(hook, Duration::ZERO)])
             .await
             .expect("the hook's activity written");
-        let queue = self.topology().hook_queue(hook);
-        eventually(format!("{queue} to be declared"), WAIT, async || {
-            check(queue_depth(&queue).await, Option::is_some)
-        })
-        .await;
     }
 
     /// Waits until every deliverer has loaded the hook store as it is now (a rotated key, a

@@ -128,12 +128,10 @@ async fn events_routed_as_their_hooks_queues_are_deleted_for_idleness_all_arrive
     }
 
     // Idle again: every consumer goes, nothing is left undelivered, and the sweep deletes
-    // the queues. Known leak, not fixed: a deliverer that read a hook active just before
-    // the sweep deleted its queue declares it again, and that empty queue stays until the
-    // hook's next event (seen for up to 4 of the 24 hooks under a loaded machine); most
-    // queues must still be gone.
+    // every queue. A deliverer that read a hook active just before the sweep deleted its
+    // queue must not create it again: that queue would no longer be swept.
     eventually(
-        "idle hooks to lose their consumers, and their queues but for a few empty ones",
+        "idle hooks to lose their consumers and their queues",
         WAIT,
         async || {
             let mut left = Vec::new();
@@ -142,10 +140,7 @@ async fn events_routed_as_their_hooks_queues_are_deleted_for_idleness_all_arrive
             }
             let consumers = p.deliverers_metric(name::HOOK_CONSUMERS).await;
             check((left, consumers), |(left, consumers)| {
-                let kept = left.iter().filter(|q| q.is_some()).count();
-                left.iter().all(|q| q.is_none_or(|n| n == 0))
-                    && kept <= RACING / 4
-                    && *consumers == 0.0
+                left.iter().all(Option::is_none) && *consumers == 0.0
             })
         },
     )
