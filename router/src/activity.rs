@@ -13,13 +13,16 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hookbus_contracts::activity::Touches;
+use hookbus_contracts::activity::{Touches, RETIRE_MARK_LASTS};
 use hookbus_contracts::topology::Topology;
 use hookbus_contracts::HookId;
 use hookbus_runtime::activity::{Activated, HookActivity};
 use hookbus_runtime::declare::Declare;
 use hookbus_runtime::store::StoreError;
 use lapin::Channel;
+
+/// How often an activation refused for a queue being declared or deleted is tried again.
+const CHANGING_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
@@ -80,12 +83,13 @@ impl Activator {
 
     /// Activates those of `hooks` not activated within the refresh, but for the fresh ones,
     /// whose queues [`Activator::declare`] declares before they are written active. A sweep
-    /// deleting, or another activation declaring, one of their queues is waited out (a sweep
-    /// acts within `RETIRE_DEADLINE`, a declare takes moments): a refusal is nobody's
-    /// failure, and an event requeued for each would use up the tries after which it is
-    /// parked.
+    /// deleting, or another activation declaring, one of their queues is waited out, for
+    /// longer than a mark counts (`RETIRE_MARK_LASTS`), so that the wait ends in progress
+    /// even when the mark's owner died or is declaring a thousand queues: a refusal is
+    /// nobody's failure, and an event requeued for each would use up the tries after which
+    /// it is parked.
     pub async fn activate(&self, hooks: &[&HookId]) -> Result<Pending, ActivationError> {
-        let mut refusals = 0;
+        let waited_out = Instant::now() + RETIRE_MARK_LASTS + CHANGING_POLL;
         loop {
             let sent = Instant::now();
             let due: Vec<HookId> = self
@@ -106,9 +110,8 @@ impl Activator {
                         sent: Some(sent),
                     })
                 }
-                Activated::Changing(_) if refusals < 100 => {
-                    refusals += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Activated::Changing(_) if Instant::now() < waited_out => {
+                    tokio::time::sleep(CHANGING_POLL).await;
                 }
                 Activated::Changing(hook) => return Err(ActivationError::Changing(hook)),
             }
