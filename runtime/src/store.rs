@@ -69,16 +69,25 @@ return 1
 ";
 
 /// Counts one hook's change: bumps the version and records the hook under it in the
-/// change log, dropping the oldest entries past the cap (and remembering the highest
-/// version dropped, so a process behind it knows to reload everything). Runs inside the
-/// change's MULTI, which cannot otherwise use the version it increments.
+/// change log, dropping the oldest entries past the cap. The floor (KEYS[3]) is raised to
+/// the highest version the log cannot vouch for, so that a process behind it reloads
+/// everything: the highest version dropped, and a version found ahead of the log's latest
+/// entry (a write by a hookbus from before the log, during an upgrade), which the change
+/// logged next would otherwise hide. Runs inside the change's MULTI, which cannot otherwise
+/// use the version it increments.
 const BUMP: &str = r"
+local function raise_floor(v)
+  if v > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], v) end
+end
+local before = tonumber(redis.call('GET', KEYS[1]) or '0')
+local latest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if before > tonumber(latest[2] or '0') then raise_floor(before) end
 local version = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], version, ARGV[1])
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[2])
 if extra > 0 then
   local dropped = redis.call('ZPOPMIN', KEYS[2], extra)
-  redis.call('SET', KEYS[3], dropped[#dropped])
+  raise_floor(tonumber(dropped[#dropped]))
 end
 return version
 ";
