@@ -128,13 +128,13 @@ impl Activator {
         hooks: &[&HookId],
     ) -> Result<Activation, ActivationError> {
         if let Some(sent) = pending.sent {
-            let mut declared = Ok(());
-            for hook in &pending.fresh {
-                declared = topology.declare_hook(ch, hook).await;
-                if declared.is_err() {
-                    break;
+            let declared: lapin::Result<()> = async {
+                for hook in &pending.fresh {
+                    topology.declare_hook(ch, hook).await?;
                 }
+                Ok(())
             }
+            .await;
             self.store
                 .end_declare(&pending.fresh, declared.is_ok())
                 .await?;

@@ -295,17 +295,17 @@ async fn route(
     let hooks: Vec<&HookId> = deliveries.iter().map(|d| &d.hook_id).collect();
     // Activated before a channel is lent: activations may wait for one another.
     let pending = match &ctx.activity {
-        Some(activity) => Some(activity.activate(&hooks).await?),
+        Some(activity) => Some((activity, activity.activate(&hooks).await?)),
         None => None,
     };
     let mut lent = publish.lend().await?;
-    let activation = match (&ctx.activity, pending) {
-        (Some(activity), Some(pending)) => {
+    let activation = match pending {
+        Some((activity, pending)) => {
             activity
                 .declare(pending, lent.channel(), &ctx.topology, &hooks)
                 .await?
         }
-        _ => Activation::NONE,
+        None => Activation::NONE,
     };
     let bodies: Vec<Vec<u8>> = deliveries.iter().map(Delivery::encode).collect();
     let context = span.context();

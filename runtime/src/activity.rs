@@ -164,12 +164,12 @@ impl HookActivity {
             .filter_map(|v| redis::from_redis_value::<String>(v).ok())
             .filter_map(|id| HookId::parse(&id))
             .collect();
-        Ok(match (active, ids) {
-            (true, fresh) => Activated::Active(fresh),
-            (false, retiring) => match retiring.into_iter().next() {
-                Some(id) => Activated::Changing(id),
-                None => Activated::Active(Vec::new()),
-            },
+        Ok(if active {
+            Activated::Active(ids)
+        } else {
+            ids.into_iter()
+                .next()
+                .map_or(Activated::Active(Vec::new()), Activated::Changing)
         })
     }
 

@@ -17,8 +17,8 @@ const SPARE_PORTS: std::ops::Range<u16> = 20_000..32_000;
 ///
 /// A port the kernel handed out for `bind(0)` can be handed out again, as the source port
 /// of any outgoing connection or to another `bind(0)`, in the moment between its release
-/// and the server's bind: a CI run once saw a cluster node, given such a port, fail to
-/// boot. Ports below the ephemeral range are never handed out by the kernel, and the
+/// and the server's bind (a CI run saw a cluster node given such a port fail to
+/// boot). Ports below the ephemeral range are never handed out by the kernel, and the
 /// counter keeps two picks of this process apart.
 pub fn spare_port() -> u16 {
     static PICKS: AtomicU32 = AtomicU32::new(0);
